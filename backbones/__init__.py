@@ -1,0 +1,25 @@
+"""Registry of Keras Applications used as frozen ImageNet backbones.
+
+    >>> from backbones import get, list_models, build_base
+    >>> list_models("efficientnetv2*")
+    ['EfficientNetV2B0', 'EfficientNetV2B1', ...]
+    >>> get("mobilenetv2").native_size
+    224
+"""
+
+from .build import WEIGHTS_ENV, WeightsSource, build_base, check_size, file_sha256, resolve_weights
+from .registry import BackboneSpec, UnknownBackboneError, get, list_models, names
+
+__all__ = [
+    "BackboneSpec",
+    "UnknownBackboneError",
+    "WEIGHTS_ENV",
+    "WeightsSource",
+    "build_base",
+    "check_size",
+    "file_sha256",
+    "get",
+    "list_models",
+    "names",
+    "resolve_weights",
+]

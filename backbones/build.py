@@ -1,0 +1,138 @@
+"""Building frozen bases, and deciding where their weights come from.
+
+Weights come from exactly one of three sources:
+
+* a weights folder (`--weights-dir` or `BACKBONE_WEIGHTS_DIR`) holding
+  `<Name>_notop_imagenet.weights.h5` files, as in `../shared/assets/weights`;
+* `"imagenet"`, the normal Keras download, for users who are online;
+* random initialisation, which is right for timing but never for accuracy.
+
+When a weights folder is given, Keras's downloader is never reached: a
+backbone whose file is missing there is built with random weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .registry import BackboneSpec, get
+
+WEIGHTS_ENV = "BACKBONE_WEIGHTS_DIR"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a base's weights come from.
+
+    Attributes:
+        kind: "file", "imagenet" or "random".
+        path: the weights file for kind "file", else None.
+        identity: what the feature cache keys on: the file's sha256, or
+            "imagenet" / "random".
+    """
+
+    kind: str
+    path: str | None = None
+    identity: str = "random"
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind in ("file", "imagenet")
+
+    @property
+    def label(self) -> str:
+        """The value written to the results' `weights` column."""
+        return "random" if self.kind == "random" else "imagenet"
+
+
+@lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime: float) -> str:  # size/mtime: cache key only
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file, memoised on (path, size, mtime)."""
+    st = os.stat(path)
+    return _sha256(os.path.abspath(path), st.st_size, st.st_mtime)
+
+
+def resolve_weights(name: str, weights: str | None = None) -> WeightsSource:
+    """Decides where `name`'s weights come from.
+
+    Args:
+        name: a registry name.
+        weights: "imagenet", "random", a weights folder, or None. None means
+            the folder in `$BACKBONE_WEIGHTS_DIR` when set, else "imagenet".
+
+    Returns:
+        The `WeightsSource`. A folder without the backbone's file gives
+        random weights, never a download.
+
+    Raises:
+        FileNotFoundError: when `weights` is a folder that does not exist.
+    """
+    spec = get(name)
+    if weights is None:
+        weights = os.environ.get(WEIGHTS_ENV) or "imagenet"
+    if weights == "random":
+        return WeightsSource("random")
+    if weights == "imagenet":
+        return WeightsSource("imagenet", identity="imagenet")
+    if not os.path.isdir(weights):
+        raise FileNotFoundError(
+            f"weights folder {weights!r} does not exist. Pass a folder holding "
+            f"<Name>_notop_imagenet.weights.h5 files (e.g. ../shared/assets/weights) "
+            f"to --weights-dir or ${WEIGHTS_ENV}, or use 'imagenet' to download."
+        )
+    path = os.path.join(weights, spec.weights_filename)
+    if os.path.isfile(path):
+        return WeightsSource("file", path=path, identity=file_sha256(path))
+    return WeightsSource("random")
+
+
+def check_size(spec: BackboneSpec, size: int) -> None:
+    """Raises ValueError when `size` is below the backbone's minimum input size."""
+    if int(size) < spec.min_size:
+        raise ValueError(
+            f"{spec.name} needs an input size of at least {spec.min_size} px; got {size}. "
+            f"Pick a size >= {spec.min_size} or 'native' ({spec.native_size})."
+        )
+
+
+def build_base(name: str, size: int, weights: WeightsSource | str | None = "random"):
+    """Builds a frozen feature extractor.
+
+    Args:
+        name: a registry name, any letter case.
+        size: square input size in pixels, at least the backbone's `min_size`.
+        weights: a `WeightsSource`, or anything `resolve_weights` accepts.
+
+    Returns:
+        A `keras.Model` with `include_top=False` and global average pooling:
+        input (batch, size, size, 3) already passed through the backbone's
+        `preprocess_input`, output (batch, feature_dim). It is frozen
+        (`trainable=False`).
+    """
+    import keras
+
+    spec = get(name)
+    check_size(spec, size)
+    source = weights if isinstance(weights, WeightsSource) else resolve_weights(spec.name, weights)
+    keras_weights = "imagenet" if source.kind == "imagenet" else None
+    base = spec.constructor(
+        include_top=False,
+        weights=keras_weights,
+        input_shape=(int(size), int(size), 3),
+        pooling="avg",
+    )
+    if source.kind == "file":
+        base.load_weights(source.path)
+    base.trainable = False
+    return base

@@ -1,0 +1,1 @@
+"""backbone-bench runner: cached frozen-feature extraction and head accuracy on CIFAR-10."""

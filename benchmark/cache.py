@@ -1,0 +1,218 @@
+"""On-disk cache of frozen-base features and of head results.
+
+Layout under the cache root:
+
+    features/<Backbone>/<size>px-<split>-<key>.npz    float16 features (N, D), int64 labels (N,)
+    features/<Backbone>/<size>px-<split>-<key>.json   sidecar: full key, sha256 of the .npz, shape, timing
+    features/<Backbone>/<size>px-<split>-<key>.partial/chunk-NNNNNN.{npz,json}
+                                                       finished chunks of an interrupted extraction
+    heads/<key>.json                                   a trained head's metrics
+
+The key is a sha256 over everything the features depend on: backbone, input
+size, weights identity (file sha256, "imagenet" or "random"), the data
+fingerprint of exactly the images extracted, and the pipeline version.
+The .npz is written first and the sidecar last, both atomically, so an entry
+exists only once it is complete. On load the sidecar's key, the file's
+sha256 and the array shapes are all checked; anything that does not match is
+reported in one warning line, deleted and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from .atomic import atomic_open, write_json
+
+log = logging.getLogger("benchmark")
+
+# Bump when extraction changes in a way that alters the features.
+PIPELINE_VERSION = 1
+CACHE_ENV = "BACKBONE_BENCH_CACHE"
+
+
+def default_cache_dir() -> str:
+    """`$BACKBONE_BENCH_CACHE`, else `~/.cache/backbone-bench`."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "backbone-bench")
+
+
+def make_key(parts: dict) -> str:
+    """A stable sha256 of a dict of JSON-serialisable key parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_npz(path: str, **arrays) -> str:
+    """Writes an uncompressed .npz atomically; returns its sha256."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict] | None:
+    """Loads an .npz + sidecar pair; None when absent; raises ValueError when corrupt."""
+    if not os.path.exists(meta_path):
+        return None
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"unreadable sidecar ({err})") from err
+    if meta.get("key") != key:
+        raise ValueError("sidecar key does not match (different data, weights or settings)")
+    if not os.path.exists(npz_path):
+        raise ValueError("feature file missing")
+    if _sha256_file(npz_path) != meta.get("sha256"):
+        raise ValueError("checksum mismatch (truncated or modified file)")
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except Exception as err:  # zipfile/format errors of many kinds
+        raise ValueError(f"unreadable feature file ({err})") from err
+    feats = arrays.get("features")
+    if feats is None or list(feats.shape) != list(meta.get("shape", [])):
+        raise ValueError(f"features have shape {None if feats is None else feats.shape}, "
+                         f"sidecar says {meta.get('shape')}")
+    return arrays, meta
+
+
+@dataclass
+class FeatureEntry:
+    """One cache entry: the features of one split through one base at one size."""
+
+    root: str
+    backbone: str
+    size: int
+    split: str
+    key: str
+
+    @property
+    def stem(self) -> str:
+        return os.path.join(self.root, "features", self.backbone, f"{self.size}px-{self.split}-{self.key[:16]}")
+
+    @property
+    def npz_path(self) -> str:
+        return self.stem + ".npz"
+
+    @property
+    def meta_path(self) -> str:
+        return self.stem + ".json"
+
+    @property
+    def partial_dir(self) -> str:
+        return self.stem + ".partial"
+
+    def _discard(self, paths, reason: str) -> None:
+        log.warning("cache: discarding %s (%s); recomputing", os.path.basename(paths[0]), reason)
+        for p in paths:
+            if os.path.exists(p):
+                os.unlink(p)
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, dict] | None:
+        """Returns `(features, labels, meta)`, or None when absent or corrupt."""
+        try:
+            found = _read_verified(self.npz_path, self.meta_path, self.key)
+        except ValueError as err:
+            self._discard([self.npz_path, self.meta_path], str(err))
+            return None
+        if found is None:
+            return None
+        arrays, meta = found
+        return arrays["features"], arrays["labels"], meta
+
+    def save(self, features: np.ndarray, labels: np.ndarray, meta: dict) -> None:
+        """Stores the entry atomically and drops any partial chunks."""
+        sha = _write_npz(self.npz_path, features=features, labels=labels)
+        write_json(self.meta_path, {**meta, "key": self.key, "sha256": sha, "shape": list(features.shape)})
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
+
+    # -- chunks of an extraction in progress, for resuming after a crash --
+
+    def _chunk_paths(self, index: int) -> tuple[str, str]:
+        stem = os.path.join(self.partial_dir, f"chunk-{index:06d}")
+        return stem + ".npz", stem + ".json"
+
+    def save_chunk(self, index: int, features: np.ndarray, timing: dict) -> None:
+        npz_path, meta_path = self._chunk_paths(index)
+        sha = _write_npz(npz_path, features=features)
+        write_json(meta_path, {"key": self.key, "sha256": sha, "shape": list(features.shape), "timing": timing})
+
+    def load_chunk(self, index: int, rows: int) -> tuple[np.ndarray, dict] | None:
+        """A finished chunk of `rows` features, or None when absent or corrupt."""
+        npz_path, meta_path = self._chunk_paths(index)
+        try:
+            found = _read_verified(npz_path, meta_path, self.key)
+            if found is not None and found[0]["features"].shape[0] != rows:
+                raise ValueError(f"chunk has {found[0]['features'].shape[0]} rows, expected {rows}")
+        except ValueError as err:
+            self._discard([npz_path, meta_path], str(err))
+            return None
+        if found is None:
+            return None
+        return found[0]["features"], found[1]["timing"]
+
+
+class FeatureCache:
+    """Cache root; hands out `FeatureEntry`s and stores head results."""
+
+    def __init__(self, root: str | None = None):
+        self.root = os.path.abspath(root or default_cache_dir())
+
+    def check_writable(self) -> None:
+        """Raises PermissionError naming the folder when it cannot be written."""
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            with atomic_open(os.path.join(self.root, ".write-test"), "w") as f:
+                f.write("ok")
+            os.unlink(os.path.join(self.root, ".write-test"))
+        except OSError as err:
+            raise PermissionError(
+                f"cache folder {self.root!r} is not writable ({err.strerror or err}). "
+                f"Pass a writable folder to --cache-dir or set ${CACHE_ENV}."
+            ) from err
+
+    def features(self, backbone: str, size: int, split: str, parts: dict) -> FeatureEntry:
+        key = make_key({**parts, "backbone": backbone, "size": int(size), "split": split,
+                        "pipeline": PIPELINE_VERSION})
+        return FeatureEntry(self.root, backbone, int(size), split, key)
+
+    def _head_path(self, key: str) -> str:
+        return os.path.join(self.root, "heads", f"{key}.json")
+
+    def load_head(self, parts: dict) -> dict | None:
+        key = make_key(parts)
+        path = self._head_path(key)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            if record.get("key") != key:
+                raise ValueError("key mismatch")
+            return record["result"]
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("cache: discarding head result %s (%s); retraining", os.path.basename(path), err)
+            os.unlink(path)
+            return None
+
+    def save_head(self, parts: dict, result: dict) -> None:
+        key = make_key(parts)
+        write_json(self._head_path(key), {"key": key, "parts": parts, "result": result})

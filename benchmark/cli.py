@@ -1,0 +1,177 @@
+"""Command line: `python -m benchmark --all`, `--backbones 'mobilenet*' Xception`, `--list`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import backbones
+
+from .cache import CACHE_ENV, default_cache_dir
+from .data import DATA_ENV
+from .heads import HEADS
+from .runner import DEFAULT_SIZE, QUICK_SIZES, RunConfig
+
+EPILOG = f"""
+examples:
+  python -m benchmark --all                         every backbone, quick defaults (minutes)
+  python -m benchmark --backbones 'mobilenet*' Xception --sizes 96 160 native
+  python -m benchmark --backbones MobileNetV2 --full   the complete 45k/5k/10k protocol
+  python -m benchmark --list                        the registry as a table
+
+offline: point ${DATA_ENV} (or --data-dir) at a `cifar-10-batches-py` folder and
+${backbones.WEIGHTS_ENV} (or --weights-dir) at a folder of <Name>_notop_imagenet.weights.h5
+files. Backbones without a weights file there are timed with random weights and
+get no accuracy. Features are cached in ${CACHE_ENV} or --cache-dir
+(default {default_cache_dir()}); reruns reuse them.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _size(text: str):
+    if text.lower() == "native":
+        return "native"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"a size is a pixel count or 'native', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="Compare frozen ImageNet backbones from keras.applications on CIFAR-10: "
+                    "feature-extraction speed and the accuracy of heads trained on cached features.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_argument_group("what to run")
+    which.add_argument("--all", action="store_true", help="every backbone in the registry")
+    which.add_argument("--backbones", nargs="+", metavar="NAME",
+                       help="names or wildcards, any case, e.g. 'efficientnet*' MobileNetV2")
+    which.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", help="wildcards to leave out")
+    which.add_argument("--pretrained", action="store_true",
+                       help="only backbones whose weights file is in the weights folder")
+    which.add_argument("--sizes", nargs="+", type=_size, metavar="SIZE",
+                       help=f"input sizes in pixels and/or 'native' (default: {DEFAULT_SIZE}; "
+                            f"with --full: native)")
+    which.add_argument("--list", action="store_true", help="print the registry and exit")
+    data = p.add_argument_group("data")
+    data.add_argument("--train-size", type=_positive_int,
+                      help=f"stratified training subset (default {QUICK_SIZES['train']}; --full: all 45000)")
+    data.add_argument("--val-size", type=_positive_int,
+                      help=f"stratified subset of the 5000 validation images (default {QUICK_SIZES['val']})")
+    data.add_argument("--test-size", type=_positive_int,
+                      help=f"stratified test subset (default {QUICK_SIZES['test']}; --full: all 10000)")
+    data.add_argument("--full", action="store_true", help="the complete protocol: 45000/5000/10000 images")
+    data.add_argument("--data-dir", help=f"local cifar-10-batches-py folder (default ${DATA_ENV}, "
+                                         f"else keras.datasets download)")
+    paths = p.add_argument_group("weights, cache and output")
+    paths.add_argument("--weights-dir", help=f"folder of <Name>_notop_imagenet.weights.h5 "
+                                             f"(default ${backbones.WEIGHTS_ENV}, else the Keras download)")
+    paths.add_argument("--cache-dir", help=f"feature cache (default ${CACHE_ENV} or {default_cache_dir()})")
+    paths.add_argument("--out", default="results", help="results folder (default: results)")
+    run = p.add_argument_group("run")
+    run.add_argument("--batch-size", type=_positive_int, default=32, help="extraction batch size (default 32)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the split, heads and bootstrap (default 0)")
+    run.add_argument("--time-only", action="store_true", help="time extraction only; train no heads")
+    run.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS), help="heads to train")
+    run.add_argument("--time-images", type=_positive_int, default=64,
+                     help="images timed for timing-only rows (default 64)")
+    return p
+
+
+def print_registry(weights_dir: str | None, echo=print) -> None:
+    header = f"{'model':18s} {'family':16s} {'native':>6s} {'min':>4s} {'params':>12s} {'dim':>5s} {'top1':>5s}"
+    if weights_dir:
+        header += "  weights"
+    echo(header)
+    for name in backbones.names():
+        s = backbones.get(name)
+        line = (f"{s.name:18s} {s.family:16s} {s.native_size:6d} {s.min_size:4d} {s.param_count:12,d} "
+                f"{s.feature_dim:5d} {s.imagenet_top1:5.1f}")
+        if weights_dir:
+            line += "  file" if os.path.isfile(os.path.join(weights_dir, s.weights_filename)) else "  -"
+        echo(line)
+    echo(f"{len(backbones.names())} backbones.")
+
+
+def config_from_args(args) -> RunConfig:
+    if args.all and args.backbones:
+        raise ValueError("give either --all or --backbones, not both")
+    if not args.all and not args.backbones:
+        raise ValueError("say what to run: --all, or --backbones NAME [NAME ...] (see --list)")
+    weights_dir = args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV)
+    if args.weights_dir and not os.path.isdir(args.weights_dir):
+        raise FileNotFoundError(f"--weights-dir {args.weights_dir!r} does not exist")
+    names = backbones.list_models(["*"] if args.all else args.backbones, exclude_filters=args.exclude,
+                                  pretrained=args.pretrained, weights_dir=weights_dir if args.pretrained else None)
+    if not names:
+        raise ValueError("no backbone left to run after --exclude/--pretrained")
+    full = args.full
+    return RunConfig(
+        backbones=names,
+        sizes=args.sizes or (["native"] if full else [DEFAULT_SIZE]),
+        train_size=args.train_size or (None if full else QUICK_SIZES["train"]),
+        val_size=args.val_size or (None if full else QUICK_SIZES["val"]),
+        test_size=args.test_size or (None if full else QUICK_SIZES["test"]),
+        data_dir=args.data_dir,
+        weights=args.weights_dir,
+        cache_dir=args.cache_dir,
+        out=args.out,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        time_only=args.time_only,
+        heads=tuple(args.heads),
+        time_images=args.time_images * (4 if full else 1),
+    )
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .data import DataError
+    from .results import ResultsSchemaError
+
+    user_errors = (ValueError, FileNotFoundError, PermissionError, backbones.UnknownBackboneError,
+                   DataError, ResultsSchemaError)
+    try:
+        if args.list:
+            print_registry(args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV))
+            return 0
+        config = config_from_args(args)
+        from .runner import Runner
+
+        frame = Runner(config).run()
+        print_summary(frame)
+        return 0
+    except user_errors as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `--list | head`
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished backbones are in the results and cache; "
+              "rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+def print_summary(frame, echo=print) -> None:
+    if frame is None or frame.empty:
+        return
+    cols = ["model", "img_size", "head", "weights", "samples_per_sec", "val_acc", "test_acc",
+            "test_ci_low", "test_ci_high"]
+    table = frame[cols].sort_values(["test_acc", "samples_per_sec"], ascending=False, na_position="last")
+    echo("")
+    echo(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))

@@ -1,0 +1,241 @@
+"""CIFAR-10 loading, stratified seeded splits and data fingerprints.
+
+Two sources:
+
+* `keras.datasets.cifar10.load_data()`, the default for online users;
+* a local folder in the official `cifar-10-batches-py` layout (`--data-dir`
+  or `$CIFAR10_DIR`), e.g. one made by `../shared/assets/cifar10/build_batches.py`.
+
+Batch files are pickles. They are read with an unpickler that only admits the
+handful of numpy names a CIFAR batch needs, so a tampered file cannot run
+code; the arrays come out exactly as `keras.src.datasets.cifar.load_batch`
+returns them (tests check that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+
+DATA_ENV = "CIFAR10_DIR"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+# sha256 of data_batch_1 decoded from ../shared/assets (the lossy JPEG copy).
+LOSSY_JPEG_BATCH1_SHA256 = "eb2a320c067c883eaaec36981bf0d1220e6d80b8a0a1e519badaf387b3f8f706"
+
+
+class DataError(ValueError):
+    """A data folder is missing, malformed, or too small for the request."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch file")
+
+
+def read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one CIFAR-10 python batch file.
+
+    Returns:
+        `(images, labels)`: uint8 (N, 32, 32, 3) channels-last, and int64 (N,).
+
+    Raises:
+        DataError: when the file is not a well-formed CIFAR-10 batch.
+    """
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        images = data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1)
+    except (OSError, pickle.UnpicklingError, KeyError, ValueError, TypeError, EOFError) as err:
+        raise DataError(
+            f"{path} is not a CIFAR-10 python batch ({type(err).__name__}: {err}). "
+            f"Rebuild the folder, e.g. `python ../shared/assets/cifar10/build_batches.py DIR`."
+        ) from err
+    if len(images) != len(labels) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise DataError(f"{path}: {len(images)} images but {len(labels)} labels, or labels outside 0..9")
+    return np.ascontiguousarray(images), labels
+
+
+def find_batches_dir(data_dir: str) -> str:
+    """Returns the `cifar-10-batches-py` folder at or directly under `data_dir`.
+
+    Raises:
+        DataError: naming the path and the files it expects.
+    """
+    for candidate in (data_dir, os.path.join(data_dir, "cifar-10-batches-py")):
+        if all(os.path.isfile(os.path.join(candidate, f)) for f in BATCH_FILES):
+            return candidate
+    if not os.path.isdir(data_dir):
+        problem = "does not exist"
+    else:
+        missing = [f for f in BATCH_FILES if not os.path.isfile(os.path.join(data_dir, f))]
+        problem = f"lacks {', '.join(missing)}"
+    raise DataError(
+        f"CIFAR-10 folder {data_dir!r} {problem}. Expected a `cifar-10-batches-py` folder "
+        f"(or its parent) holding {', '.join(BATCH_FILES)}. Make one with "
+        f"`python ../shared/assets/cifar10/build_batches.py DIR` and pass --data-dir DIR "
+        f"or set ${DATA_ENV}."
+    )
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """The CIFAR-10 arrays and where they came from.
+
+    Attributes:
+        x_train: uint8 (50000, 32, 32, 3), 0..255 RGB.
+        y_train: int64 (50000,), labels 0..9.
+        x_test: uint8 (10000, 32, 32, 3).
+        y_test: int64 (10000,).
+        source: "keras.datasets" or the batches folder.
+        lossy_jpeg: True when the files are the lossy JPEG copy from
+            `../shared/assets` (recognised by checksum).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    lossy_jpeg: bool = False
+
+
+def load_cifar10(data_dir: str | None = None) -> Cifar10:
+    """Loads CIFAR-10 from a local folder, or through Keras's downloader.
+
+    Args:
+        data_dir: a `cifar-10-batches-py` folder or its parent. None means
+            `$CIFAR10_DIR` when set, else `keras.datasets.cifar10.load_data()`.
+    """
+    data_dir = data_dir or os.environ.get(DATA_ENV)
+    if not data_dir:
+        import keras
+
+        try:
+            (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        except Exception as err:  # offline: urllib/requests errors of many kinds
+            raise DataError(
+                f"could not download CIFAR-10 ({type(err).__name__}: {err}). Offline, point "
+                f"--data-dir or ${DATA_ENV} at a local `cifar-10-batches-py` folder."
+            ) from err
+        return Cifar10(x_train, y_train.reshape(-1).astype(np.int64),
+                       x_test, y_test.reshape(-1).astype(np.int64), "keras.datasets")
+    folder = find_batches_dir(data_dir)
+    parts = [read_batch(os.path.join(folder, f"data_batch_{i}")) for i in range(1, 6)]
+    x_test, y_test = read_batch(os.path.join(folder, "test_batch"))
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts])
+    with open(os.path.join(folder, "data_batch_1"), "rb") as f:
+        lossy = hashlib.sha256(f.read()).hexdigest() == LOSSY_JPEG_BATCH1_SHA256
+    return Cifar10(x_train, y_train, x_test, y_test, os.path.abspath(folder), lossy)
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the arrays' shapes, dtypes and bytes: the identity of a data subset."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype.str}".encode())
+        digest.update(memoryview(a).cast("B"))
+    return digest.hexdigest()
+
+
+def stratified_take(labels: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a stratified random subset of `size` items, sorted.
+
+    Each class keeps its share of `labels` to within one item. `size=None`
+    (or a size equal to the whole) returns every index.
+    """
+    n = len(labels)
+    if size is None or size >= n:
+        if size is not None and size > n:
+            raise DataError(f"asked for {size} images but only {n} are available")
+        return np.arange(n)
+    # Rank items within their class by a random order, as a fraction of the
+    # class size; the `size` smallest fractions are a proportional sample.
+    position = np.empty(n, dtype=np.float64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        position[idx[rng.permutation(len(idx))]] = (np.arange(len(idx)) + 0.5) / len(idx)
+    order = np.lexsort((rng.random(n), position))
+    return np.sort(order[:size])
+
+
+@dataclass(frozen=True)
+class Split:
+    """One named part of the data: uint8 images (N, 32, 32, 3) and int64 labels (N,)."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.x, self.y)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def make_splits(
+    data: Cifar10,
+    *,
+    val_size: int = 5000,
+    train_size: int | None = None,
+    val_subset: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, Split]:
+    """The train/val/test protocol.
+
+    A stratified, seeded `val_size` images are held out of the 50,000
+    training images; the rest are the training pool. `train_size`,
+    `val_subset` and `test_size` then take stratified subsets of the pool,
+    the validation images and the 10,000 test images (None keeps all).
+
+    Returns:
+        {"train": Split, "val": Split, "test": Split}.
+
+    Raises:
+        DataError: when a requested size exceeds what is available.
+    """
+    n_train = len(data.y_train)
+    if not 0 < val_size < n_train:
+        raise DataError(f"--val-size must be between 1 and {n_train - 1}; got {val_size}")
+    pool_size = n_train - val_size
+    for flag, want, have in (("--train-size", train_size, pool_size), ("--val-size", val_subset, val_size),
+                             ("--test-size", test_size, len(data.y_test))):
+        if want is not None and not 0 < want <= have:
+            raise DataError(f"{flag} {want} is larger than the data: at most {have} images are available")
+    # One generator per part, so changing one size leaves the other parts
+    # (and their cached features) as they were.
+    rngs = [np.random.default_rng([seed, part]) for part in range(4)]
+    val_idx = stratified_take(data.y_train, val_size, rngs[0])
+    pool_idx = np.setdiff1d(np.arange(n_train), val_idx)
+    train_idx = pool_idx[stratified_take(data.y_train[pool_idx], train_size, rngs[1])]
+    val_idx = val_idx[stratified_take(data.y_train[val_idx], val_subset, rngs[2])]
+    test_idx = stratified_take(data.y_test, test_size, rngs[3])
+    return {
+        "train": Split("train", data.x_train[train_idx], data.y_train[train_idx]),
+        "val": Split("val", data.x_train[val_idx], data.y_train[val_idx]),
+        "test": Split("test", data.x_test[test_idx], data.y_test[test_idx]),
+    }

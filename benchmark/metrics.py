@@ -1,0 +1,45 @@
+"""Classification metrics with a bootstrap confidence interval."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """int64 (n_classes, n_classes): rows are true labels, columns predictions."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of a 0/1 vector."""
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(correct) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, 100):  # blocks keep memory flat for large test sets
+        k = min(100, n_boot - start)
+        idx = rng.integers(0, len(correct), size=(k, len(correct)))
+        means[start:start + k] = correct[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10, seed: int = 0) -> dict:
+    """Accuracy, its bootstrap 95% interval, per-class accuracy and the confusion matrix."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    correct = y_true == y_pred
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    support = cm.sum(axis=1)
+    per_class = np.divide(np.diag(cm), support, out=np.full(n_classes, np.nan), where=support > 0)
+    lo, hi = bootstrap_ci(correct, seed=seed)
+    return {
+        "accuracy": float(correct.mean()) if len(correct) else float("nan"),
+        "ci_low": lo,
+        "ci_high": hi,
+        "per_class": [None if np.isnan(v) else round(float(v), 4) for v in per_class],
+        "confusion": cm.tolist(),
+    }

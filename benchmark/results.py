@@ -1,0 +1,105 @@
+"""The tidy results table: one row per (backbone, input size, head).
+
+Written as `results.csv` and `results.json` (pandas, records orient) with
+`environment.json` beside them, atomically, after every backbone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+
+from .atomic import write_json, write_text
+
+SCHEMA_VERSION = 1
+
+# Column -> meaning. The order is the CSV's column order.
+COLUMNS = {
+    "model": "registry name of the backbone",
+    "img_size": "square input size in pixels that 32x32 images are upscaled to",
+    "head": "'linear' or 'mlp'; 'none' for timing-only rows",
+    "weights": "'imagenet' (pretrained) or 'random' (timing only, accuracy left empty)",
+    "family": "architecture family",
+    "param_count": "parameters of the base without its top",
+    "feature_dim": "width of the pooled features",
+    "imagenet_top1": "published ImageNet top-1 (%) of the Keras weights",
+    "samples_per_sec": "extraction throughput, images/s, warm-up batch excluded",
+    "ms_per_img": "1000 / samples_per_sec",
+    "images_timed": "images the throughput was measured on",
+    "extract_wall_s": "wall seconds of the whole extraction, warm-up included",
+    "batch_size": "extraction batch size actually used",
+    "peak_rss_mb": "peak resident memory (MiB) while this backbone was extracted",
+    "train_size": "training images the head saw",
+    "val_size": "validation images used for early stopping",
+    "test_size": "test images scored",
+    "val_acc": "validation accuracy of the head",
+    "test_acc": "test accuracy of the head",
+    "test_ci_low": "bootstrap 95% interval of test_acc, lower end",
+    "test_ci_high": "bootstrap 95% interval of test_acc, upper end",
+    "head_epochs": "epochs the head trained before early stopping",
+    "head_train_s": "seconds spent training the head",
+    "per_class_acc": "JSON list of the 10 per-class test accuracies",
+    "confusion": "JSON 10x10 test confusion matrix, rows true, columns predicted",
+    "from_cache": "true when the features came from the cache (timing is from when they were made)",
+    "seed": "seed of the split, heads and bootstrap",
+    "weights_id": "sha256 of the weights file, 'imagenet' or 'random'",
+    "data_fingerprint": "sha256 of the images and labels used",
+    "schema_version": "version of this table's layout",
+}
+
+
+INT_COLUMNS = ("img_size", "param_count", "feature_dim", "images_timed", "batch_size", "train_size",
+               "val_size", "test_size", "head_epochs", "seed", "schema_version")
+
+
+class ResultsSchemaError(ValueError):
+    """A results file written by an incompatible version of the tool."""
+
+
+def to_frame(rows: list[dict]) -> pd.DataFrame:
+    """The rows as a DataFrame with exactly `COLUMNS`, in order."""
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["schema_version"] = SCHEMA_VERSION
+    for col in INT_COLUMNS:  # nullable ints: timing-only rows leave some empty
+        frame[col] = pd.array(frame[col], dtype="Int64")
+    return frame
+
+
+def write_results(rows: list[dict], out_dir: str, environment: dict | None = None) -> pd.DataFrame:
+    """Writes results.csv, results.json and environment.json atomically."""
+    os.makedirs(out_dir, exist_ok=True)
+    frame = to_frame(rows)
+    write_text(os.path.join(out_dir, "results.csv"), frame.to_csv(index=False))
+    write_text(os.path.join(out_dir, "results.json"), frame.to_json(orient="records", indent=1) + "\n")
+    if environment is not None:
+        write_json(os.path.join(out_dir, "environment.json"), environment)
+    return frame
+
+
+def load_results(out_dir: str) -> pd.DataFrame:
+    """Reads results.csv, checking its schema.
+
+    Raises:
+        FileNotFoundError: when there is no results.csv in `out_dir`.
+        ResultsSchemaError: when the file is from another schema version.
+    """
+    path = os.path.join(out_dir, "results.csv")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no results at {path}; run `python -m benchmark` first")
+    frame = pd.read_csv(path)
+    versions = set(frame.get("schema_version", pd.Series([None])).dropna().astype(int))
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing or versions != {SCHEMA_VERSION}:
+        raise ResultsSchemaError(
+            f"{path} was written with results schema {sorted(versions) or 'unknown'}, this tool writes "
+            f"schema {SCHEMA_VERSION}" + (f" (missing columns: {', '.join(missing)})" if missing else "")
+            + ". Move it away or pass another --out, then rerun the benchmark."
+        )
+    return frame
+
+
+def load_environment(out_dir: str) -> dict:
+    with open(os.path.join(out_dir, "environment.json")) as f:
+        return json.load(f)
