@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"stratified subset of the 5000 validation images (default {QUICK_SIZES['val']})")
     data.add_argument("--test-size", type=_positive_int,
                       help=f"stratified test subset (default {QUICK_SIZES['test']}; --full: all 10000)")
+    data.add_argument("--val-holdout", type=_positive_int, default=5000,
+                      help="training images held out as the validation split (default 5000)")
     data.add_argument("--full", action="store_true", help="the complete protocol: 45000/5000/10000 images")
     data.add_argument("--data-dir", help=f"local cifar-10-batches-py folder (default ${DATA_ENV}, "
                                          f"else keras.datasets download)")
@@ -124,6 +126,7 @@ def config_from_args(args) -> RunConfig:
         train_size=args.train_size or (None if full else QUICK_SIZES["train"]),
         val_size=args.val_size or (None if full else QUICK_SIZES["val"]),
         test_size=args.test_size or (None if full else QUICK_SIZES["test"]),
+        val_holdout=args.val_holdout,
         data_dir=args.data_dir,
         weights=args.weights_dir,
         cache_dir=args.cache_dir,

@@ -26,8 +26,8 @@ class HeadConfig:
     kind: str = "linear"
     hidden: int = 512
     dropout: float = 0.5
-    learning_rate: float = 1e-3
-    batch_size: int = 256
+    learning_rate: float = 3e-3
+    batch_size: int = 128
     max_epochs: int = 100
     patience: int = 8
 

@@ -1,0 +1,124 @@
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from benchmark.cache import FeatureCache, make_key
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return FeatureCache(str(tmp_path / "cache"))
+
+
+def _entry(cache, data="d1"):
+    return cache.features("MobileNetV2", 96, "train", {"weights": "abc", "data": data})
+
+
+def _save(entry, n=50, d=8):
+    feats = np.random.default_rng(0).normal(size=(n, d)).astype(np.float16)
+    labels = np.arange(n) % 10
+    entry.save(feats, labels, {"timing": {"images_timed": n}})
+    return feats, labels
+
+
+def test_roundtrip(cache):
+    entry = _entry(cache)
+    assert entry.load() is None
+    feats, labels = _save(entry)
+    got, got_labels, meta = entry.load()
+    assert np.array_equal(got, feats) and np.array_equal(got_labels, labels)
+    assert meta["timing"]["images_timed"] == 50 and meta["shape"] == [50, 8]
+
+
+def test_key_covers_data_and_settings(cache):
+    assert _entry(cache, "d1").key != _entry(cache, "d2").key
+    assert make_key({"a": 1, "b": 2}) == make_key({"b": 2, "a": 1})
+
+
+def _assert_discarded(entry, caplog):
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        assert entry.load() is None
+    warnings = [r for r in caplog.records if "discarding" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not os.path.exists(entry.npz_path) and not os.path.exists(entry.meta_path)
+
+
+def test_truncated_file_is_recomputed(cache, caplog):
+    entry = _entry(cache)
+    _save(entry)
+    with open(entry.npz_path, "r+b") as f:
+        f.truncate(os.path.getsize(entry.npz_path) // 2)
+    _assert_discarded(entry, caplog)
+
+
+def test_flipped_byte_is_recomputed(cache, caplog):
+    entry = _entry(cache)
+    _save(entry)
+    blob = bytearray(open(entry.npz_path, "rb").read())
+    blob[len(blob) // 2] ^= 0x01
+    open(entry.npz_path, "wb").write(bytes(blob))
+    _assert_discarded(entry, caplog)
+
+
+def test_wrong_shape_is_recomputed(cache, caplog):
+    entry = _entry(cache)
+    _save(entry)
+    other = _entry(cache, "other")
+    _save(other, n=7)
+    # a well-formed file of the wrong shape, with a sidecar whose checksum matches it
+    os.replace(other.npz_path, entry.npz_path)
+    meta = json.load(open(entry.meta_path))
+    meta["sha256"] = json.load(open(other.meta_path))["sha256"]
+    json.dump(meta, open(entry.meta_path, "w"))
+    _assert_discarded(entry, caplog)
+
+
+def test_entry_from_other_data_is_not_loaded(cache, caplog):
+    entry = _entry(cache)
+    _save(entry)
+    meta = json.load(open(entry.meta_path))
+    meta["key"] = "0" * 64
+    json.dump(meta, open(entry.meta_path, "w"))
+    _assert_discarded(entry, caplog)
+
+
+def test_file_without_sidecar_counts_as_absent(cache):
+    entry = _entry(cache)
+    _save(entry)
+    os.unlink(entry.meta_path)  # a crash between the two writes
+    assert entry.load() is None
+
+
+def test_chunks_resume_and_are_verified(cache, caplog):
+    entry = _entry(cache)
+    entry.save_chunk(0, np.ones((4, 3), np.float16), {"images_timed": 4})
+    got, timing = entry.load_chunk(0, 4)
+    assert got.shape == (4, 3) and timing["images_timed"] == 4
+    assert entry.load_chunk(1, 4) is None
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        assert entry.load_chunk(0, 5) is None  # wrong length: discarded
+    assert entry.load_chunk(0, 4) is None
+    entry.save_chunk(0, np.ones((4, 3), np.float16), {})
+    _save(entry)
+    assert not os.path.exists(entry.partial_dir)  # finished entries drop their chunks
+
+
+def test_head_results(cache, caplog):
+    parts = {"features": "k", "head": {"kind": "linear"}}
+    assert cache.load_head(parts) is None
+    cache.save_head(parts, {"test_acc": 0.5})
+    assert cache.load_head(parts) == {"test_acc": 0.5}
+    path = cache._head_path(make_key(parts))
+    open(path, "w").write("{not json")
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        assert cache.load_head(parts) is None
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PermissionError, match="--cache-dir"):
+        FeatureCache(str(blocker / "cache")).check_writable()

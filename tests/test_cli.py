@@ -1,0 +1,93 @@
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.results import COLUMNS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}, timeout=600)
+
+
+def test_help_lists_the_flags():
+    out = _cli("--help")
+    assert out.returncode == 0
+    for flag in ("--all", "--backbones", "--sizes", "--train-size", "--test-size", "--full", "--data-dir",
+                 "--weights-dir", "--cache-dir", "--out", "--batch-size", "--seed", "--time-only", "--list"):
+        assert flag in out.stdout
+
+
+def test_list_prints_the_registry(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "EfficientNetV2L" in out and "40 backbones." in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backbones", "MobileNetV4"], "Did you mean: MobileNetV2"),
+    (["--backbones", "Xception", "--sizes", "64"], "at least 71"),
+    ([], "say what to run"),
+    (["--backbones", "VGG16", "--data-dir", "/nonexistent/cifar"], "does not exist"),
+    (["--backbones", "VGG16", "--weights-dir", "/nonexistent/weights"], "does not exist"),
+])
+def test_user_errors_exit_2_without_traceback(args, message, tmp_path):
+    out = _cli(*args, "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"))
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_size_larger_than_data(tiny_cifar_dir, tmp_path):
+    out = _cli("--backbones", "MobileNetV3Small", "--sizes", "32", "--data-dir", tiny_cifar_dir, "--val-holdout",
+               "100", "--train-size", "5000", "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"))
+    assert out.returncode == 2 and "--train-size 5000 is larger than the data" in out.stderr
+
+
+def test_unwritable_output(tiny_cifar_dir, tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = _cli("--backbones", "MobileNetV3Small", "--data-dir", tiny_cifar_dir, "--out", str(tmp_path / "file" / "r"),
+               "--cache-dir", str(tmp_path / "c"))
+    assert out.returncode == 2 and "not writable" in out.stderr
+
+
+def _tiny_run(tiny_cifar_dir, tmp_path, weights, *extra):
+    return main(["--backbones", "MobileNetV2", "mobilenetv3small", "--sizes", "32", "--data-dir", tiny_cifar_dir,
+                 "--weights-dir", weights, "--val-holdout", "100", "--train-size", "200", "--val-size", "50",
+                 "--test-size", "100", "--out", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+                 "--time-images", "16", "--batch-size", "16", *extra])
+
+
+def test_end_to_end_two_backbones(tiny_cifar_dir, tmp_path, capsys):
+    # MobileNetV2 gets a (fake but loadable) weights file, MobileNetV3Small has none.
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg") \
+        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    assert _tiny_run(tiny_cifar_dir, tmp_path, str(weights)) == 0
+    out = capsys.readouterr().out
+    assert "No pretrained weights for 1 of 2" in out
+    frame = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert list(frame.columns) == list(COLUMNS)
+    assert sorted(zip(frame["model"], frame["head"])) == [("MobileNetV2", "linear"), ("MobileNetV2", "mlp"),
+                                                          ("MobileNetV3Small", "none")]
+    pretrained = frame[frame["weights"] == "imagenet"]
+    assert pretrained["test_acc"].between(0, 1).all() and (pretrained["test_size"] == 100).all()
+    random = frame[frame["weights"] == "random"]
+    assert random["test_acc"].isna().all() and random["samples_per_sec"].gt(0).all()
+    assert (frame["from_cache"] == False).all()  # noqa: E712
+    assert os.path.exists(tmp_path / "results" / "environment.json")
+
+    # the rerun reads everything from the cache and gives the same table
+    assert _tiny_run(tiny_cifar_dir, tmp_path, str(weights)) == 0
+    again = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert (again["from_cache"] == True).all()  # noqa: E712
+    cols = ["model", "head", "samples_per_sec", "val_acc", "test_acc", "confusion"]
+    pd.testing.assert_frame_equal(frame[cols], again[cols])

@@ -1,0 +1,47 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from benchmark.results import COLUMNS, SCHEMA_VERSION, ResultsSchemaError, load_results, write_results
+
+ROW = {"model": "MobileNetV2", "img_size": 96, "head": "linear", "weights": "imagenet", "test_acc": 0.7,
+       "per_class_acc": json.dumps([0.7] * 10), "train_size": 100}
+TIMING_ROW = {"model": "VGG16", "img_size": 96, "head": "none", "weights": "random", "samples_per_sec": 12.0}
+
+
+def test_write_and_load_roundtrip(tmp_path):
+    frame = write_results([ROW, TIMING_ROW], str(tmp_path), {"python": "3"})
+    assert list(frame.columns) == list(COLUMNS)
+    loaded = load_results(str(tmp_path))
+    assert list(loaded.columns) == list(COLUMNS)
+    assert loaded.loc[0, "test_acc"] == 0.7 and pd.isna(loaded.loc[1, "test_acc"])
+    assert (loaded["schema_version"] == SCHEMA_VERSION).all()
+    records = json.load(open(tmp_path / "results.json"))
+    assert records[0]["model"] == "MobileNetV2" and records[1]["test_acc"] is None
+    assert json.load(open(tmp_path / "environment.json")) == {"python": "3"}
+    # integer columns stay integers even with empty cells
+    assert "train_size,val_size" in open(tmp_path / "results.csv").readline()
+    assert ",100," in open(tmp_path / "results.csv").read().splitlines()[1]
+
+
+def test_no_temp_files_left(tmp_path):
+    write_results([ROW], str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.json"]
+
+
+def test_older_schema_is_refused_with_advice(tmp_path):
+    frame = write_results([ROW], str(tmp_path))
+    frame["schema_version"] = SCHEMA_VERSION - 1 if SCHEMA_VERSION > 1 else 0
+    frame.to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(ResultsSchemaError, match="schema"):
+        load_results(str(tmp_path))
+    frame.drop(columns=["seed"]).assign(schema_version=SCHEMA_VERSION).to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(ResultsSchemaError, match="missing columns: seed"):
+        load_results(str(tmp_path))
+
+
+def test_missing_results_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m benchmark"):
+        load_results(str(tmp_path))
