@@ -8,6 +8,7 @@
 """
 
 from .build import WEIGHTS_ENV, WeightsSource, build_base, check_size, file_sha256, resolve_weights
+from .layers import preprocessing_layers
 from .registry import BackboneSpec, UnknownBackboneError, get, list_models, names
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "get",
     "list_models",
     "names",
+    "preprocessing_layers",
     "resolve_weights",
 ]

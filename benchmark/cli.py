@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS), help="heads to train")
     run.add_argument("--time-images", type=_positive_int, default=64,
                      help="images timed for timing-only rows (default 64)")
+    run.add_argument("--chunk-size", type=_positive_int, default=2048,
+                     help="images per saved chunk; an interrupted extraction redoes at most one (default 2048)")
     return p
 
 
@@ -136,6 +138,7 @@ def config_from_args(args) -> RunConfig:
         time_only=args.time_only,
         heads=tuple(args.heads),
         time_images=args.time_images * (4 if full else 1),
+        chunk_size=args.chunk_size,
     )
 
 

@@ -3,7 +3,8 @@
 Two heads, both trained with Adam and early stopping on the validation split
 (best weights restored):
 
-* "linear": one softmax layer on standardised features;
+* "linear": one softmax layer on standardised features (the standardisation
+  is the head's first layer, with the training features' mean and variance);
 * "mlp": Dense(512, relu) -> Dropout(0.5) -> softmax.
 """
 
@@ -17,6 +18,8 @@ import numpy as np
 from .metrics import classification_report
 
 HEADS = ("linear", "mlp")
+# Bump when training changes, so cached head results are retrained.
+HEAD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -35,30 +38,58 @@ class HeadConfig:
         return asdict(self)
 
 
-def build_head(config: HeadConfig, feature_dim: int, n_classes: int = 10):
-    """A compiled Keras head: float32 (batch, feature_dim) -> softmax (batch, n_classes)."""
+def build_head(config: HeadConfig, feature_dim: int, n_classes: int = 10, mean=None, variance=None,
+               label_smoothing: float = 0.0):
+    """A compiled Keras head: features (batch, feature_dim) -> softmax (batch, n_classes).
+
+    With `mean`/`variance` the head starts with a fixed Normalization layer,
+    so it takes raw features. Labels are one-hot (categorical cross-entropy).
+    """
     import keras
 
     if config.kind not in HEADS:
         raise ValueError(f"unknown head {config.kind!r}; choose from {', '.join(HEADS)}")
     inputs = keras.Input((feature_dim,), name="features")
     x = inputs
+    if mean is not None:
+        x = keras.layers.Normalization(mean=mean, variance=variance, name="standardize")(x)
     if config.kind == "mlp":
         x = keras.layers.Dense(config.hidden, activation="relu", name="hidden")(x)
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="classifier")(x)
     model = keras.Model(inputs, outputs, name=f"{config.kind}_head")
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                  metrics=["accuracy"])
     return model
 
 
-def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scales every array with the training features' per-column mean and std."""
-    train = train.astype(np.float32)
-    mean = train.mean(axis=0)
-    std = train.std(axis=0) + 1e-6
-    return [(a.astype(np.float32) - mean) / std for a in (train, *others)]
+def one_hot(y: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(y).reshape(-1)]
+
+
+def fit_head(config: HeadConfig, train: tuple, val: tuple, seed: int = 0, label_smoothing: float = 0.0,
+             verbose: int = 0):
+    """Fits a head on raw features with early stopping on `val`.
+
+    Returns:
+        `(model, epochs, seconds)`: the model takes raw float features
+        (standardisation is its first layer) and has the best validation
+        weights restored.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    x_train = np.asarray(train[0], dtype=np.float32)
+    mean, variance = x_train.mean(axis=0), x_train.var(axis=0) + 1e-6
+    model = build_head(config, x_train.shape[1], mean=mean, variance=variance, label_smoothing=label_smoothing)
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
+                                         restore_best_weights=True)
+    t0 = time.perf_counter()
+    history = model.fit(x_train, one_hot(train[1]), validation_data=(np.asarray(val[0], np.float32), one_hot(val[1])),
+                        epochs=config.max_epochs, batch_size=config.batch_size, callbacks=[stop],
+                        verbose=verbose, shuffle=True)
+    return model, len(history.history["loss"]), time.perf_counter() - t0
 
 
 def train_head(config: HeadConfig, train: tuple, val: tuple, test: tuple, seed: int = 0) -> dict:
@@ -73,19 +104,9 @@ def train_head(config: HeadConfig, train: tuple, val: tuple, test: tuple, seed: 
         A dict with `val_acc`, `test_acc`, `test_ci_low`, `test_ci_high`,
         `per_class_acc`, `confusion`, `epochs`, `head_train_s`.
     """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    x_train, x_val, x_test = standardize(train[0], val[0], test[0])
-    model = build_head(config, x_train.shape[1])
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
-                                         restore_best_weights=True)
-    t0 = time.perf_counter()
-    history = model.fit(x_train, train[1], validation_data=(x_val, val[1]), epochs=config.max_epochs,
-                        batch_size=config.batch_size, callbacks=[stop], verbose=0, shuffle=True)
-    train_s = time.perf_counter() - t0
-    val_pred = model.predict(x_val, batch_size=1024, verbose=0).argmax(axis=1)
-    test_pred = model.predict(x_test, batch_size=1024, verbose=0).argmax(axis=1)
+    model, epochs, train_s = fit_head(config, train, val, seed)
+    val_pred = model.predict(np.asarray(val[0], np.float32), batch_size=1024, verbose=0).argmax(axis=1)
+    test_pred = model.predict(np.asarray(test[0], np.float32), batch_size=1024, verbose=0).argmax(axis=1)
     report = classification_report(test[1], test_pred, seed=seed)
     return {
         "val_acc": float((val_pred == val[1]).mean()),
@@ -95,6 +116,6 @@ def train_head(config: HeadConfig, train: tuple, val: tuple, test: tuple, seed: 
         "per_class_acc": report["per_class"],
         "confusion": report["confusion"],
         "test_pred": test_pred.astype(int).tolist(),
-        "epochs": len(history.history["loss"]),
+        "epochs": epochs,
         "head_train_s": train_s,
     }

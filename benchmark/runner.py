@@ -21,7 +21,7 @@ from . import sysinfo
 from .cache import FeatureCache
 from .data import Split, fingerprint, load_cifar10, make_splits
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
-from .heads import HEADS, HeadConfig, train_head
+from .heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from .progress import Progress, format_duration
 from .results import write_results
 
@@ -161,6 +161,7 @@ class Runner:
             base = backbones.build_base(spec.name, size, weights)
             fn = make_extractor(base, spec, size)
             extractor = Extractor(fn, cfg.batch_size, on_batch=progress.update)
+            resumed = 0
             for p in missing:
                 entry = entries[p]
                 if p == "timing":
@@ -170,12 +171,14 @@ class Runner:
                     entry.save(dummy, np.zeros(0, np.int64), {"timing": t.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb()})
                     timing.add(t)
                     continue
-                features, t, _ = extract_split(entry, extractor, splits[p].x, cfg.chunk_size)
+                features, t, reused = extract_split(entry, extractor, splits[p].x, cfg.chunk_size)
+                resumed += reused
                 entry.save(features, splits[p].y, {"timing": t.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb()})
                 feats[p] = features
                 timing.add(t)
             peak = sysinfo.peak_rss_mb()
-            progress.finish(f"built and extracted in {format_duration(time.perf_counter() - t0)}")
+            progress.finish(f"built and extracted in {format_duration(time.perf_counter() - t0)}"
+                            + (f" (resumed {resumed} finished chunks of an interrupted run)" if resumed else ""))
             del base, fn, extractor
             _release_keras()
         else:
@@ -198,7 +201,7 @@ class Runner:
     def _head(self, kind, spec, size, entries, feats, splits) -> dict:
         config = HeadConfig(kind=kind)
         key = {"features": {p: entries[p].key for p in ("train", "val", "test")}, "head": config.as_dict(),
-               "seed": self.config.seed}
+               "seed": self.config.seed, "version": HEAD_VERSION}
         cached = self.cache.load_head(key)
         if cached is not None:
             return cached

@@ -33,6 +33,8 @@ def test_build_head_shapes():
     model = build_head(HeadConfig(kind="mlp", hidden=32), 16)
     assert model.output_shape == (None, 10)
     assert model.count_params() == 16 * 32 + 32 + 32 * 10 + 10
+    normalized = build_head(HeadConfig(kind="linear"), 16, mean=np.zeros(16), variance=np.ones(16))
+    assert normalized.layers[1].name == "standardize"
 
 
 def test_metrics():

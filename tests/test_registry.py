@@ -119,3 +119,18 @@ def test_build_loads_weight_files(weights_dir):
     wa, wb = a.get_weights()[0], b.get_weights()[0]
     assert wa.shape == wb.shape and not np.allclose(wa, wb)
     keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", ["Xception", "ResNet50", "DenseNet121", "EfficientNetB0", "VGG16"])
+def test_preprocessing_layers_match_preprocess_input(name):
+    import keras
+
+    spec = get(name)
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, 8, 8, 3)).astype("float32")
+    expected = np.asarray(spec.preprocess_input(x.copy()))
+    y = x
+    for layer in backbones.preprocessing_layers(spec):
+        y = layer(y)
+    assert np.allclose(np.asarray(y), expected, atol=1e-4)
+    for layer in backbones.preprocessing_layers(spec):
+        assert not isinstance(layer, keras.layers.Lambda)
