@@ -1,0 +1,114 @@
+"""0-transfer.py: the import contract, preprocess_data, and a tiny end-to-end run."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("transfer0", os.path.join(ROOT, "0-transfer.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_has_no_side_effects(tmp_path):
+    code = ("import sys; sys.path.insert(0, %r); m = __import__('0-transfer'); "
+            "assert callable(m.preprocess_data); "
+            "heavy = [k for k in ('tensorflow', 'keras') if k in sys.modules]; "
+            "assert not heavy, heavy" % ROOT)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert os.listdir(tmp_path) == []  # nothing written, nothing trained
+
+
+def test_preprocess_data_shapes_and_dtypes():
+    pre = _module().preprocess_data
+    X = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3)).astype(np.uint8)
+    for Y in (np.arange(7) % 10, (np.arange(7) % 10).reshape(-1, 1)):
+        X_p, Y_p = pre(X, Y)
+        assert X_p.shape == (7, 32, 32, 3) and X_p.dtype == np.float32
+        assert np.array_equal(X_p, X.astype(np.float32))
+        assert Y_p.shape == (7, 10) and Y_p.dtype == np.float32
+        assert np.array_equal(Y_p.argmax(1), np.arange(7) % 10) and np.all(Y_p.sum(1) == 1)
+    X_p, _ = pre(X.astype(np.float64), np.arange(7) % 10)  # float input in 0..255 is fine
+    assert X_p.dtype == np.float32
+
+
+@pytest.mark.parametrize("X, Y, message", [
+    (np.zeros((4, 32, 32)), np.zeros(4, int), "rank 3"),
+    (np.zeros((4, 28, 28, 3)), np.zeros(4, int), r"\(m, 32, 32, 3\); got \(4, 28, 28, 3\)"),
+    (np.zeros((4, 32, 32, 3)), np.array([0, 1, 2, 10]), "0..9"),
+    (np.zeros((4, 32, 32, 3)), np.array([0, 1, -1, 2]), "0..9"),
+    (np.zeros((4, 32, 32, 3)), np.zeros(3, int), "same length; got 4 images and 3 labels"),
+    (np.zeros((4, 32, 32, 3)), np.zeros((4, 10)), r"\(m,\) or \(m, 1\)"),
+    (np.full((4, 32, 32, 3), 300.0), np.zeros(4, int), "0..255"),
+    (np.zeros((4, 32, 32, 3)), np.array([0.5, 1, 2, 3]), "integer labels"),
+])
+def test_preprocess_data_errors(X, Y, message):
+    with pytest.raises(ValueError, match=message):
+        _module().preprocess_data(X, Y)
+
+
+def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg") \
+        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    monkeypatch.chdir(tmp_path)
+    module = _module()
+    rc = module.main(["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
+                      "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
+                      "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "3",
+                      "--hidden", "32", "--batch-size", "50"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "chosen with --backbone" in out and "Test accuracy of cifar10.h5" in out
+    assert os.path.exists(tmp_path / "cifar10.h5")
+
+    keras.backend.clear_session()
+    model = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    assert model.optimizer is not None and "categorical_crossentropy" in str(getattr(model.loss, "__name__", model.loss))
+    assert model.input_shape == (None, 32, 32, 3)
+    assert isinstance(model.layers[1], keras.layers.Resizing) and model.layers[1].height == 48
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+    base = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]
+    assert base.trainable is False
+    X = np.random.default_rng(1).integers(0, 256, (20, 32, 32, 3)).astype(np.uint8)
+    X_p, Y_p = module.preprocess_data(X, np.arange(20) % 10)
+    loss, acc = model.evaluate(X_p, Y_p, batch_size=128, verbose=0)
+    assert 0 <= acc <= 1 and np.isfinite(loss)
+
+    # the second run takes every feature from the cache
+    keras.backend.clear_session()
+    assert module.main(["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
+                        "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
+                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "3",
+                        "--hidden", "32"]) == 0
+    assert capsys.readouterr().out.count("features from the cache") == 3
+
+
+def test_chooses_top_scorer_from_results(tmp_path):
+    from benchmark.results import write_results
+
+    rows = [
+        {"model": "MobileNetV2", "img_size": 128, "head": "mlp", "weights": "imagenet", "val_acc": 0.7},
+        {"model": "Xception", "img_size": 160, "head": "linear", "weights": "imagenet", "val_acc": 0.8},
+        {"model": "VGG16", "img_size": 128, "head": "none", "weights": "random", "val_acc": None},
+    ]
+    write_results(rows, str(tmp_path))
+    messages = []
+    assert _module().choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 160)
+    assert "top scorer" in messages[0]
+    assert _module().choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299)
+    assert _module().choose_backbone(str(tmp_path / "none"), None, None, messages.append)[0] == "Xception"
+    with pytest.raises(ValueError, match="at least 71"):
+        _module().choose_backbone(str(tmp_path), "Xception", "64", messages.append)
