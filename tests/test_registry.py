@@ -134,3 +134,16 @@ def test_preprocessing_layers_match_preprocess_input(name):
     assert np.allclose(np.asarray(y), expected, atol=1e-4)
     for layer in backbones.preprocessing_layers(spec):
         assert not isinstance(layer, keras.layers.Lambda)
+
+
+def test_weights_folder_never_reaches_the_downloader(tmp_path, monkeypatch):
+    from keras.src.utils import file_utils
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("keras.utils.get_file was called while a weights folder was given")
+
+    monkeypatch.setattr(file_utils, "get_file", no_download)
+    source = backbones.resolve_weights("MobileNetV3Small", str(tmp_path))  # empty folder
+    assert source.kind == "random" and not source.pretrained
+    base = backbones.build_base("MobileNetV3Small", 32, source)
+    assert base.output_shape == (None, 576)

@@ -112,3 +112,14 @@ def test_chooses_top_scorer_from_results(tmp_path):
     assert _module().choose_backbone(str(tmp_path / "none"), None, None, messages.append)[0] == "Xception"
     with pytest.raises(ValueError, match="at least 71"):
         _module().choose_backbone(str(tmp_path), "Xception", "64", messages.append)
+
+
+def test_old_results_schema_is_a_clear_error(tmp_path, capsys):
+    from benchmark.results import write_results
+
+    frame = write_results([{"model": "Xception", "img_size": 160, "head": "mlp", "weights": "imagenet",
+                            "val_acc": 0.8}], str(tmp_path))
+    frame.assign(schema_version=0).to_csv(tmp_path / "results.csv", index=False)
+    assert _module().main(["--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "schema" in err and "Traceback" not in err
