@@ -158,7 +158,16 @@ class Runner:
             total = sum(len(splits[p]) for p in missing)
             progress = Progress(progress_prefix, total, self.echo)
             t0 = time.perf_counter()
-            base = backbones.build_base(spec.name, size, weights)
+            try:
+                base = backbones.build_base(spec.name, size, weights)
+            except Exception as err:  # offline download failures come in many types
+                if weights.kind != "imagenet":
+                    raise
+                log.warning("could not download ImageNet weights for %s (%s: %s); timing it with random "
+                            "weights, accuracy left empty. Offline, use --weights-dir.",
+                            spec.name, type(err).__name__, str(err)[:200])
+                self.weights[spec.name] = backbones.WeightsSource("random")
+                return self._run_pair(spec, size, progress_prefix)
             fn = make_extractor(base, spec, size)
             extractor = Extractor(fn, cfg.batch_size, on_batch=progress.update)
             resumed = 0

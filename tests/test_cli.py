@@ -91,3 +91,20 @@ def test_end_to_end_two_backbones(tiny_cifar_dir, tmp_path, capsys):
     assert (again["from_cache"] == True).all()  # noqa: E712
     cols = ["model", "head", "samples_per_sec", "val_acc", "test_acc", "confusion"]
     pd.testing.assert_frame_equal(frame[cols], again[cols])
+
+
+def test_failed_imagenet_download_falls_back_to_timing(tiny_cifar_dir, tmp_path, monkeypatch, capsys, caplog):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    monkeypatch.delenv("BACKBONE_WEIGHTS_DIR", raising=False)
+    rc = main(["--backbones", "MobileNetV3Small", "--sizes", "32", "--data-dir", tiny_cifar_dir, "--val-holdout",
+               "100", "--train-size", "100", "--val-size", "50", "--test-size", "50", "--time-images", "8",
+               "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")])
+    assert rc == 0
+    frame = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert list(frame["weights"]) == ["random"] and frame["test_acc"].isna().all()
+    assert any("could not download ImageNet weights" in r.getMessage() for r in caplog.records)
