@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS), help="heads to train")
     run.add_argument("--time-images", type=_positive_int, default=64,
                      help="images timed for timing-only rows (default 64)")
+    run.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
+    run.add_argument("--report-dir", help="where the report goes (default: OUT/report)")
     run.add_argument("--chunk-size", type=_positive_int, default=2048,
                      help="images per saved chunk; an interrupted extraction redoes at most one (default 2048)")
     return p
@@ -161,6 +163,10 @@ def main(argv=None) -> int:
 
         frame = Runner(config).run()
         print_summary(frame)
+        if not args.no_report:
+            from report import build_report
+
+            build_report(config.out, args.report_dir or os.path.join(config.out, "report"))
         return 0
     except user_errors as err:
         print(f"error: {err}", file=sys.stderr)

@@ -100,6 +100,35 @@ def load_results(out_dir: str) -> pd.DataFrame:
     return frame
 
 
+N_EXAMPLES = 48
+
+
+def write_examples(out_dir: str, test, predictions: dict) -> None:
+    """Writes examples.npz: the first `N_EXAMPLES` test images, their labels, and
+    each head's predictions for them (key "model|img_size|head"), for the report."""
+    import io
+
+    import numpy as np
+
+    from .atomic import atomic_open
+
+    arrays = {"images": test.x[:N_EXAMPLES], "labels": test.y[:N_EXAMPLES]}
+    arrays.update({f"pred:{key}": value for key, value in predictions.items()})
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with atomic_open(os.path.join(out_dir, "examples.npz"), "wb") as f:
+        f.write(buf.getvalue())
+
+
+def load_examples(out_dir: str) -> tuple:
+    """`(images uint8 (n, 32, 32, 3), labels (n,), {"model|img_size|head": predictions (n,)})`."""
+    import numpy as np
+
+    with np.load(os.path.join(out_dir, "examples.npz"), allow_pickle=False) as npz:
+        preds = {k[5:]: npz[k] for k in npz.files if k.startswith("pred:")}
+        return npz["images"], npz["labels"], preds
+
+
 def load_environment(out_dir: str) -> dict:
     with open(os.path.join(out_dir, "environment.json")) as f:
         return json.load(f)

@@ -23,7 +23,7 @@ from .data import Split, fingerprint, load_cifar10, make_splits
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
 from .heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from .progress import Progress, format_duration
-from .results import write_results
+from .results import N_EXAMPLES, write_examples, write_results
 
 log = logging.getLogger("benchmark")
 
@@ -96,6 +96,7 @@ class Runner:
         self.echo = echo
         self.cache = FeatureCache(config.cache_dir)
         self.rows: list[dict] = []
+        self.predictions: dict[str, np.ndarray] = {}
 
     # -- setup --
 
@@ -117,6 +118,7 @@ class Runner:
             "data_source": self.data.source,
             "data_lossy_jpeg": self.data.lossy_jpeg,
             "config": {k: v for k, v in vars(cfg).items()},
+            "heads": {kind: HeadConfig(kind=kind).as_dict() for kind in HEADS},
             "schema": "one row per (model, img_size, head); see benchmark/results.py COLUMNS",
         }
         weights = {spec.name: backbones.resolve_weights(spec.name, cfg.weights) for spec, _ in self.pairs}
@@ -200,6 +202,7 @@ class Runner:
         rows = []
         for kind in cfg.heads:
             result = self._head(kind, spec, size, entries, feats, splits)
+            self.predictions[f"{spec.name}|{size}|{kind}"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
             rows.append({**base_row, "head": kind, "val_acc": round(result["val_acc"], 4),
                          "test_acc": round(result["test_acc"], 4), "test_ci_low": round(result["test_ci_low"], 4),
                          "test_ci_high": round(result["test_ci_high"], 4), "head_epochs": result["epochs"],
@@ -232,6 +235,7 @@ class Runner:
             rows = self._run_pair(spec, size, prefix)
             self.rows.extend(rows)
             frame = write_results(self.rows, cfg.out, self.environment)
+            write_examples(cfg.out, self.splits["test"], self.predictions)
             accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in rows if r.get("test_acc") is not None)
             sps = rows[0]["samples_per_sec"]
             self.echo(f"{prefix}  {sps or float('nan'):.1f} img/s"

@@ -1,0 +1,26 @@
+"""`python -m report [--results DIR] [--out DIR]`: build the HTML report from benchmark results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m report",
+        description="Build the comparison figures and the self-contained HTML report (with the journal-style "
+                    "write-up) from the benchmark's results.csv and environment.json.")
+    parser.add_argument("--results", default="results", help="folder with results.csv (default: results)")
+    parser.add_argument("--out", default="report/out", help="where index.html goes (default: report/out)")
+    args = parser.parse_args(argv)
+    from benchmark.results import ResultsSchemaError
+
+    from .build import build_report
+
+    try:
+        build_report(args.results, args.out)
+    except (FileNotFoundError, ResultsSchemaError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
