@@ -13,7 +13,7 @@ import pandas as pd
 
 from .atomic import write_json, write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Column -> meaning. The order is the CSV's column order.
 COLUMNS = {
@@ -31,6 +31,10 @@ COLUMNS = {
     "extract_wall_s": "wall seconds of the whole extraction, warm-up included",
     "batch_size": "extraction batch size actually used",
     "peak_rss_mb": "peak resident memory (MiB) while this backbone was extracted",
+    "gflops_per_img": "GFLOPs per image (2 x multiply-adds of conv and dense layers, counted from the graph)",
+    "gflops_per_sec": "achieved GFLOP/s during extraction: gflops_per_img x samples_per_sec",
+    "matmul_peak_gflops": "this machine's fp32 matmul GFLOP/s, measured in the same run",
+    "pct_of_peak": "gflops_per_sec as a percentage of matmul_peak_gflops",
     "train_size": "training images the head saw",
     "val_size": "validation images used for early stopping",
     "test_size": "test images scored",

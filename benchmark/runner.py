@@ -20,6 +20,7 @@ import backbones
 from . import sysinfo
 from .cache import FeatureCache
 from .data import Split, fingerprint, load_cifar10, make_splits
+from .flops import count_flops, matmul_peak_gflops
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
 from .heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from .progress import Progress, format_duration
@@ -73,8 +74,11 @@ def plan(config: RunConfig) -> list[tuple[backbones.BackboneSpec, int]]:
     return pairs
 
 
-def _row_base(spec, size, weights, timing: Timing, peak_mb, config, splits, from_cache, data_fp) -> dict:
+def _row_base(spec, size, weights, timing: Timing, peak_mb, config, splits, from_cache, data_fp,
+              hw: dict) -> dict:
     sps = timing.samples_per_sec
+    flops, peak = hw.get("flops_per_img"), hw.get("matmul_peak_gflops")
+    gflops = flops * sps / 1e9 if flops and sps else None
     return {
         "model": spec.name, "img_size": size, "weights": weights.label, "family": spec.family,
         "param_count": spec.param_count, "feature_dim": spec.feature_dim, "imagenet_top1": spec.imagenet_top1,
@@ -82,6 +86,10 @@ def _row_base(spec, size, weights, timing: Timing, peak_mb, config, splits, from
         "ms_per_img": round(1000 / sps, 3) if sps else None,
         "images_timed": timing.images_timed, "extract_wall_s": round(timing.wall_s, 3),
         "batch_size": timing.batch_size, "peak_rss_mb": round(peak_mb, 1) if peak_mb else None,
+        "gflops_per_img": round(flops / 1e9, 4) if flops else None,
+        "gflops_per_sec": round(gflops, 2) if gflops else None,
+        "matmul_peak_gflops": round(peak, 1) if peak else None,
+        "pct_of_peak": round(100 * gflops / peak, 1) if gflops and peak else None,
         "train_size": len(splits["train"]), "val_size": len(splits["val"]), "test_size": len(splits["test"]),
         "from_cache": from_cache, "seed": config.seed, "weights_id": weights.identity,
         "data_fingerprint": data_fp,
@@ -97,6 +105,14 @@ class Runner:
         self.cache = FeatureCache(config.cache_dir)
         self.rows: list[dict] = []
         self.predictions: dict[str, np.ndarray] = {}
+        self._matmul_peak: float | None = None
+
+    def matmul_peak(self) -> float:
+        """fp32 matmul GFLOP/s of this machine, measured once per run when first needed."""
+        if self._matmul_peak is None:
+            self._matmul_peak = matmul_peak_gflops()
+            self.echo(f"Measured fp32 matmul peak: {self._matmul_peak:.1f} GFLOP/s")
+        return self._matmul_peak
 
     # -- setup --
 
@@ -170,6 +186,7 @@ class Runner:
                             spec.name, type(err).__name__, str(err)[:200])
                 self.weights[spec.name] = backbones.WeightsSource("random")
                 return self._run_pair(spec, size, progress_prefix)
+            hw = {"flops_per_img": count_flops(base), "matmul_peak_gflops": self.matmul_peak()}
             fn = make_extractor(base, spec, size)
             extractor = Extractor(fn, cfg.batch_size, on_batch=progress.update)
             resumed = 0
@@ -179,12 +196,13 @@ class Runner:
                     t = extractor.time_only(splits[p].x[: cfg.batch_size + cfg.time_images],
                                             budget_s=cfg.time_budget_s)
                     dummy = np.zeros((0, spec.feature_dim), np.float16)
-                    entry.save(dummy, np.zeros(0, np.int64), {"timing": t.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb()})
+                    entry.save(dummy, np.zeros(0, np.int64), {"timing": t.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(),
+                                                              **hw})
                     timing.add(t)
                     continue
                 features, t, reused = extract_split(entry, extractor, splits[p].x, cfg.chunk_size)
                 resumed += reused
-                entry.save(features, splits[p].y, {"timing": t.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb()})
+                entry.save(features, splits[p].y, {"timing": t.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(), **hw})
                 feats[p] = features
                 timing.add(t)
             peak = sysinfo.peak_rss_mb()
@@ -194,9 +212,11 @@ class Runner:
             _release_keras()
         else:
             peak = max((found[p][2].get("peak_rss_mb") or 0) for p in parts) or None
+            meta = found[parts[0]][2]
+            hw = {k: meta.get(k) for k in ("flops_per_img", "matmul_peak_gflops")}
             self.echo(f"{progress_prefix}  features from cache")
         from_cache = not missing
-        base_row = _row_base(spec, size, weights, timing, peak, cfg, self.splits, from_cache, self.data_fp)
+        base_row = _row_base(spec, size, weights, timing, peak, cfg, self.splits, from_cache, self.data_fp, hw)
         if not measure_accuracy:
             return [{**base_row, "head": "none", "train_size": None, "val_size": None, "test_size": None}]
         rows = []

@@ -1,0 +1,67 @@
+"""FLOPs per image counted from a Keras model's layer graph, and this CPU's matmul peak.
+
+FLOPs are 2 x multiply-accumulates of the convolution and dense layers,
+read from each layer's kernel and output shapes (normalisation, activation
+and pooling are ignored: they are a few percent at most). Nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def _conv_layers(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        yield layer
+
+
+def _output_shape(layer):
+    try:
+        out = layer.output
+    except (AttributeError, ValueError):
+        return None
+    shape = getattr(out, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def count_flops(model) -> int:
+    """FLOPs for one image through `model` (batch dimension excluded)."""
+    import keras
+
+    total = 0
+    for layer in _conv_layers(model):
+        out = _output_shape(layer)
+        if out is None:
+            continue
+        spatial = int(np.prod([d for d in out[1:-1]])) if len(out) > 2 else 1
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw, cin, mult = layer.kernel.shape
+            total += 2 * spatial * kh * kw * cin * mult
+        elif isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw, cin, mult = layer.depthwise_kernel.shape
+            cout = layer.pointwise_kernel.shape[-1]
+            total += 2 * spatial * (kh * kw * cin * mult + cin * mult * cout)
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin_per_group, cout = layer.kernel.shape
+            total += 2 * spatial * kh * kw * cin_per_group * cout
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            total += 2 * spatial * cin * cout
+    return int(total)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matmul rate (GFLOP/s): the best of `repeats` n x n products."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n), dtype=tf.float32)
+    b = tf.random.uniform((n, n), dtype=tf.float32)
+    tf.matmul(a, b).numpy()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
