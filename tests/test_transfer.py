@@ -123,3 +123,9 @@ def test_old_results_schema_is_a_clear_error(tmp_path, capsys):
     assert _module().main(["--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "schema" in err and "Traceback" not in err
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):
+    assert _module().main(["--backbone", "VGG16", "--weights-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no pretrained weights for VGG16" in err and "VGG16_notop_imagenet.weights.h5" in err
