@@ -87,3 +87,22 @@ def test_extract_split_resumes_finished_chunks(tiny_extractor, tiny_cifar, tmp_p
 
     again, _, reused = extract_split(entry, Extractor(counting, 8), images, chunk_size=20)
     assert reused == 3 and calls == [] and np.array_equal(again, full)
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_number_of_images(tiny_extractor, tmp_path):
+    """Only uint8 32x32 images and float16 features scale with N; upscaled batches do not accumulate."""
+    from benchmark import sysinfo
+
+    if not sysinfo.reset_peak_rss():
+        pytest.skip("this kernel does not allow resetting the peak-RSS mark")
+    _, fn = tiny_extractor
+    images = np.random.default_rng(0).integers(0, 256, (6000, 32, 32, 3)).astype(np.uint8)
+    peaks = []
+    for n in (500, 6000):
+        entry = FeatureCache(str(tmp_path / str(n))).features("MobileNetV3Small", 32, "train", {"n": n})
+        sysinfo.reset_peak_rss()
+        extract_split(entry, Extractor(fn, 64), images[:n], chunk_size=1000)
+        peaks.append(sysinfo.peak_rss_mb())
+    # 5,500 more images of float32 features (576 wide) are ~13 MB; allow noise, catch real growth
+    assert peaks[1] - peaks[0] < 150, peaks
