@@ -189,7 +189,7 @@ def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predic
     n = min(len(images), 24)
     cols = 8
     rows = max(1, int(np.ceil(n / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.55))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.85))
     for i, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.set_axis_off()
         if i >= n:
