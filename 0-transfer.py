@@ -27,7 +27,10 @@ import numpy as np
 
 N_CLASSES = 10
 DEFAULT_BACKBONE = "Xception"
-DEFAULT_SIZE = 224
+# Measured here (lossy JPEG CIFAR-10, 45k training images, MLP head, no flips):
+# Xception at 224 px reached 0.7982 test accuracy, short of the 0.87 target, so
+# the default is the native 299 px (about 2x the extraction cost).
+DEFAULT_SIZE = 299
 
 
 def preprocess_data(X, Y):
