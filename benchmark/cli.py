@@ -119,6 +119,8 @@ def config_from_args(args) -> RunConfig:
     weights_dir = args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV)
     if args.weights_dir and not os.path.isdir(args.weights_dir):
         raise FileNotFoundError(f"--weights-dir {args.weights_dir!r} does not exist")
+    if args.pretrained and not weights_dir:
+        raise ValueError(f"--pretrained needs a weights folder: pass --weights-dir or set ${backbones.WEIGHTS_ENV}")
     names = backbones.list_models(["*"] if args.all else args.backbones, exclude_filters=args.exclude,
                                   pretrained=args.pretrained, weights_dir=weights_dir if args.pretrained else None)
     if not names:

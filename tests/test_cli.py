@@ -12,8 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cli(*args, env=None):
+    environ = {k: v for k, v in os.environ.items() if k != "BACKBONE_WEIGHTS_DIR"}
     return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}, timeout=600)
+                          env={**environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}, timeout=600)
 
 
 def test_help_lists_the_flags():
@@ -34,6 +35,7 @@ def test_list_prints_the_registry(capsys):
     (["--backbones", "MobileNetV4"], "Did you mean: MobileNetV2"),
     (["--backbones", "Xception", "--sizes", "64"], "at least 71"),
     ([], "say what to run"),
+    (["--all", "--pretrained"], "--pretrained needs a weights folder"),
     (["--backbones", "VGG16", "--data-dir", "/nonexistent/cifar"], "does not exist"),
     (["--backbones", "VGG16", "--weights-dir", "/nonexistent/weights"], "does not exist"),
 ])
