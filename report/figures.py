@@ -52,6 +52,46 @@ def top_scorer(frame: pd.DataFrame) -> pd.Series | None:
     return best.sort_values(["val_acc", "test_acc"], ascending=False).iloc[0]
 
 
+def text_box(annotation, renderer):
+    """The label's own box, without its leader line."""
+    from matplotlib.text import Text
+
+    annotation.update_positions(renderer)  # an annotation's text moves to xytext only when laid out
+    return Text.get_window_extent(annotation, renderer)
+
+
+def place_labels(ax, fig, points, fontsize: int = 8) -> list:
+    """Annotates (x, y, text) points without overlaps.
+
+    Each label tries positions right then left of its point, stepping away
+    vertically, and takes the first that stays inside the axes and overlaps
+    no label placed before it. Returns the annotations.
+    """
+    fig.canvas.draw()  # fixes the axes limits and scales used below
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    candidates = [(dx, ha, dy) for k in range(12) for dy in ((4 + 11 * k, 4 - 11 * k) if k else (4,))
+                  for dx, ha in ((4, "left"), (-4, "right"))]
+    placed, boxes = [], []
+    for x, y, text in sorted(points, key=lambda p: -p[1]):
+        chosen = None
+        for dx, ha, dy in candidates:
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, ha=ha,
+                              arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if abs(dy) > 4 else None)
+            box = text_box(ann, renderer)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+            if inside and not any(box.expanded(1.02, 1.1).overlaps(other) for other in boxes):
+                chosen = (ann, box)
+                break
+            ann.remove()
+        if chosen is None:  # no free spot: keep the default position
+            ann = ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=fontsize)
+            chosen = (ann, text_box(ann, renderer))
+        placed.append(chosen[0])
+        boxes.append(chosen[1])
+    return placed
+
+
 def _label(row) -> str:
     return f"{row['model']} @{int(row['img_size'])}"
 
@@ -68,6 +108,7 @@ def accuracy_vs_throughput(frame: pd.DataFrame):
     best = best_rows(frame)
     timed = timing_rows(frame)
     random = timed[timed["weights"] == "random"]
+    front = None
     if not best.empty:
         err = np.vstack([best["test_acc"] - best["test_ci_low"], best["test_ci_high"] - best["test_acc"]]) * 100
         ax.errorbar(best["samples_per_sec"], best["test_acc"] * 100, yerr=err, fmt="o", color="tab:blue",
@@ -75,9 +116,6 @@ def accuracy_vs_throughput(frame: pd.DataFrame):
         front = pareto_front(best, "samples_per_sec", "test_acc")
         ax.plot(front["samples_per_sec"], front["test_acc"] * 100, "-", color="tab:orange", lw=1.5,
                 label="Pareto front")
-        for _, row in _labels_to_draw(best, front).iterrows():
-            ax.annotate(_label(row), (row["samples_per_sec"], row["test_acc"] * 100), xytext=(4, 4),
-                        textcoords="offset points", fontsize=8)
     if not random.empty:
         # Random-weight rows have no accuracy: hollow markers on the time axis only.
         ax.plot(random["samples_per_sec"], np.zeros(len(random)), "o", mfc="none", mec="0.4", clip_on=False,
@@ -88,7 +126,10 @@ def accuracy_vs_throughput(frame: pd.DataFrame):
     ax.set_title("Accuracy against speed")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout()  # before labelling: labels are placed in final display coordinates
+    if front is not None:
+        place_labels(ax, fig, [(row["samples_per_sec"], row["test_acc"] * 100, _label(row))
+                               for _, row in _labels_to_draw(best, front).iterrows()])
     return fig
 
 
@@ -98,16 +139,16 @@ def accuracy_vs_params(frame: pd.DataFrame):
     best = best_rows(frame)
     if not best.empty:
         ax.scatter(best["param_count"] / 1e6, best["test_acc"] * 100, color="tab:green")
-        for _, row in _labels_to_draw(best, pareto_front(best.assign(neg=-best["param_count"]), "neg",
-                                                         "test_acc")).iterrows():
-            ax.annotate(_label(row), (row["param_count"] / 1e6, row["test_acc"] * 100), xytext=(4, 4),
-                        textcoords="offset points", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("parameters of the frozen base (millions, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against size")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
+    if not best.empty:
+        front = pareto_front(best.assign(neg=-best["param_count"]), "neg", "test_acc")
+        place_labels(ax, fig, [(row["param_count"] / 1e6, row["test_acc"] * 100, _label(row))
+                               for _, row in _labels_to_draw(best, front).iterrows()])
     return fig
 
 

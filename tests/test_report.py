@@ -112,3 +112,32 @@ def test_report_renders_in_a_real_browser(built):
     # dark pixels: text and figures were drawn, not just a white page
     assert (pixels < 128).mean() > 0.01
     print(f"screenshot: {shot}")
+
+
+def test_key_figure_labels_do_not_overlap_with_40_backbones():
+    import backbones
+    from report import figures
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in backbones.names():  # 40 pretrained rows, crowded on purpose
+        spec = backbones.get(name)
+        acc = 0.7 + 0.1 * rng.random()
+        rows.append({"model": name, "img_size": 128, "head": "linear", "weights": "imagenet", "family": spec.family,
+                     "param_count": spec.param_count, "samples_per_sec": 10 ** rng.uniform(0, 3),
+                     "ms_per_img": 1.0, "val_acc": acc, "test_acc": acc, "test_ci_low": acc - 0.02,
+                     "test_ci_high": acc + 0.02})
+    import pandas as pd
+
+    fig = figures.accuracy_vs_throughput(pd.DataFrame(rows))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts]
+    frame = pd.DataFrame(rows)
+    best = figures.best_rows(frame)
+    expected = figures._labels_to_draw(best, figures.pareto_front(best, "samples_per_sec", "test_acc"))
+    assert len(texts) == len(expected) >= 5  # only the Pareto points and the best of each family
+    boxes = [figures.text_box(t, renderer) for t in texts]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
