@@ -127,13 +127,9 @@ def build_model(spec, size: int, base, head):
 
 
 def extract(entry, extractor, split, chunk_size, echo):
-    """Features of one split from the cache, or extracted (and cached) now."""
+    """Features of one split, extracted now and cached (the caller has checked the cache)."""
     from benchmark.extract import extract_split
 
-    found = entry.load()
-    if found is not None:
-        echo(f"  {split.name}: {len(split)} features from the cache")
-        return found[0]
     t0 = __import__("time").perf_counter()
     features, timing, reused = extract_split(entry, extractor, split.x, chunk_size)
     entry.save(features, split.y, {"timing": timing.as_dict()})
@@ -212,10 +208,18 @@ def main(argv=None) -> int:
     print(f"Data: train {len(train)}{' (+ mirrored)' if not args.no_flip else ''}, val {len(val)}, test {len(test)}"
           f"{'  [lossy JPEG copy of CIFAR-10]' if data.lossy_jpeg else ''}")
     base = backbones.build_base(spec.name, size, weights)
-    todo = sum(len(parts[k]) for k in parts if entries[k].load() is None)
+    feats = {}
+    for k in parts:  # each cache entry is read and verified once
+        found = entries[k].load()
+        if found is not None:
+            feats[k] = found[0]
+            print(f"  {k}: {len(parts[k])} features from the cache")
+    todo = sum(len(parts[k]) for k in parts if k not in feats)
     progress = Progress(f"{spec.name} @{size}px", max(todo, 1))
     extractor = Extractor(make_extractor(base, spec, size), args.batch_size, on_batch=progress.update)
-    feats = {k: extract(entries[k], extractor, parts[k], args.chunk_size, print) for k in parts}
+    for k in parts:
+        if k not in feats:
+            feats[k] = extract(entries[k], extractor, parts[k], args.chunk_size, print)
 
     x_train = np.concatenate([feats[k] for k in parts if k.startswith("train")])
     y_train = np.concatenate([parts[k].y for k in parts if k.startswith("train")])

@@ -7,6 +7,8 @@ half-written file, even when the writer is killed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -40,3 +42,24 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_npz(path: str, **arrays) -> str:
+    """Writes an uncompressed .npz atomically; returns its sha256."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def probe_writable(folder: str) -> None:
+    """Creates `folder` if needed and writes a file there; raises OSError when it cannot."""
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, ".write-test")
+    with atomic_open(probe, "w") as f:
+        f.write("ok")
+    os.unlink(probe)

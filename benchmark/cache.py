@@ -20,7 +20,6 @@ reported in one warning line, deleted and recomputed.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import atomic_open, write_json
+from .atomic import probe_writable, write_json, write_npz
 
 log = logging.getLogger("benchmark")
 
@@ -55,16 +54,6 @@ def _sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_npz(path: str, **arrays) -> str:
-    """Writes an uncompressed .npz atomically; returns its sha256."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    data = buf.getvalue()
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
 
 
 def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict] | None:
@@ -140,7 +129,7 @@ class FeatureEntry:
 
     def save(self, features: np.ndarray, labels: np.ndarray, meta: dict) -> None:
         """Stores the entry atomically and drops any partial chunks."""
-        sha = _write_npz(self.npz_path, features=features, labels=labels)
+        sha = write_npz(self.npz_path, features=features, labels=labels)
         write_json(self.meta_path, {**meta, "key": self.key, "sha256": sha, "shape": list(features.shape)})
         shutil.rmtree(self.partial_dir, ignore_errors=True)
 
@@ -152,7 +141,7 @@ class FeatureEntry:
 
     def save_chunk(self, index: int, features: np.ndarray, timing: dict) -> None:
         npz_path, meta_path = self._chunk_paths(index)
-        sha = _write_npz(npz_path, features=features)
+        sha = write_npz(npz_path, features=features)
         write_json(meta_path, {"key": self.key, "sha256": sha, "shape": list(features.shape), "timing": timing})
 
     def load_chunk(self, index: int, rows: int) -> tuple[np.ndarray, dict] | None:
@@ -179,10 +168,7 @@ class FeatureCache:
     def check_writable(self) -> None:
         """Raises PermissionError naming the folder when it cannot be written."""
         try:
-            os.makedirs(self.root, exist_ok=True)
-            with atomic_open(os.path.join(self.root, ".write-test"), "w") as f:
-                f.write("ok")
-            os.unlink(os.path.join(self.root, ".write-test"))
+            probe_writable(self.root)
         except OSError as err:
             raise PermissionError(
                 f"cache folder {self.root!r} is not writable ({err.strerror or err}). "

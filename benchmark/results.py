@@ -11,7 +11,7 @@ import os
 
 import pandas as pd
 
-from .atomic import write_json, write_text
+from .atomic import write_json, write_npz, write_text
 
 SCHEMA_VERSION = 2
 
@@ -110,18 +110,9 @@ N_EXAMPLES = 48
 def write_examples(out_dir: str, test, predictions: dict) -> None:
     """Writes examples.npz: the first `N_EXAMPLES` test images, their labels, and
     each head's predictions for them (key "model|img_size|head"), for the report."""
-    import io
-
-    import numpy as np
-
-    from .atomic import atomic_open
-
     arrays = {"images": test.x[:N_EXAMPLES], "labels": test.y[:N_EXAMPLES]}
     arrays.update({f"pred:{key}": value for key, value in predictions.items()})
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    with atomic_open(os.path.join(out_dir, "examples.npz"), "wb") as f:
-        f.write(buf.getvalue())
+    write_npz(os.path.join(out_dir, "examples.npz"), **arrays)
 
 
 def load_examples(out_dir: str) -> tuple:

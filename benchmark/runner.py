@@ -18,6 +18,7 @@ import numpy as np
 import backbones
 
 from . import sysinfo
+from .atomic import probe_writable
 from .cache import FeatureCache
 from .data import Split, fingerprint, load_cifar10, make_splits
 from .flops import count_flops, matmul_peak_gflops
@@ -289,11 +290,7 @@ def _release_keras():
 
 def _check_writable_dir(path: str, flag: str) -> None:
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.unlink(probe)
+        probe_writable(path)
     except OSError as err:
         raise PermissionError(f"{flag} folder {path!r} is not writable ({err.strerror or err}); "
                               f"pass a writable folder to {flag}.") from err
