@@ -39,6 +39,9 @@ class BackboneSpec:
             ImageNet mean, "builtin" is a no-op because the model rescales
             inside its own graph.
         interpolation: how 32x32 CIFAR images are upscaled to the input size.
+        finetune_cut: the layer below which the base stays frozen when its
+            last block is fine-tuned (its output maps are what gets cached),
+            or None where no cut is defined.
     """
 
     name: str
@@ -51,6 +54,7 @@ class BackboneSpec:
     imagenet_top1: float
     preprocessing: str
     interpolation: str = "bilinear"
+    finetune_cut: str | None = None
 
     @property
     def constructor(self) -> Callable:
@@ -69,8 +73,17 @@ class BackboneSpec:
         return f"{self.name}_notop_imagenet.weights.h5"
 
 
+# Where fine-tuning cuts: the input of the last stage, so only that stage
+# (a small share of the FLOPs) is trained on cached maps.
+_FINETUNE_CUTS = {
+    "DenseNet121": "pool4_pool", "DenseNet169": "pool4_pool", "DenseNet201": "pool4_pool",
+    "ResNet50": "conv4_block6_out", "ResNet101": "conv4_block23_out", "ResNet152": "conv4_block36_out",
+}
+
+
 def _spec(name, module, family, native, minimum, params, dim, top1, prep):
-    return BackboneSpec(name, module, family, native, minimum, params, dim, top1, prep)
+    return BackboneSpec(name, module, family, native, minimum, params, dim, top1, prep,
+                        finetune_cut=_FINETUNE_CUTS.get(name))
 
 
 # fmt: off

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -35,6 +34,28 @@ def atomic_open(path: str, mode: str = "wb"):
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """A temp path beside `path` (same suffix, for writers that check it); on success it replaces `path`.
+
+    For writers that want a file name rather than a file object, such as
+    `keras.Model.save`.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.basename(path)
+    suffix = base[base.index("."):] if "." in base else ""
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{suffix}", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_text(path: str, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
@@ -48,12 +69,18 @@ def write_npz(path: str, **arrays) -> str:
     """Writes an uncompressed .npz atomically; returns its sha256."""
     import numpy as np
 
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    data = buf.getvalue()
+    # Streamed to disk (not built in memory first): cached maps can be gigabytes.
     with atomic_open(path, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
+        np.savez(f, **arrays)
+    return sha256_file(path)
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def probe_writable(folder: str) -> None:

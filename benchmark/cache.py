@@ -7,6 +7,7 @@ Layout under the cache root:
     features/<Backbone>/<size>px-<split>-<key>.partial/chunk-NNNNNN.{npz,json}
                                                        finished chunks of an interrupted extraction
     heads/<key>.json                                   a trained head's metrics
+    models/<key>.h5, models/<key>.json                 a finished model file (0-transfer.py) and its sidecar
 
 The key is a sha256 over everything the features depend on: backbone, input
 size, weights identity (file sha256, "imagenet" or "random"), the data
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import probe_writable, write_json, write_npz
+from .atomic import atomic_open, probe_writable, sha256_file, write_json, write_npz
 
 log = logging.getLogger("benchmark")
 
@@ -48,12 +49,7 @@ def make_key(parts: dict) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256_file = sha256_file
 
 
 def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict] | None:
@@ -202,3 +198,38 @@ class FeatureCache:
     def save_head(self, parts: dict, result: dict) -> None:
         key = make_key(parts)
         write_json(self._head_path(key), {"key": key, "parts": parts, "result": result})
+
+    # -- finished model files, so a warm 0-transfer.py run skips training --
+
+    def _model_paths(self, key: str) -> tuple[str, str]:
+        stem = os.path.join(self.root, "models", key)
+        return stem + ".h5", stem + ".json"
+
+    def load_model_file(self, parts: dict) -> tuple[str, dict] | None:
+        """`(path, info)` of a cached model file made from `parts`, or None when absent or corrupt."""
+        key = make_key(parts)
+        path, meta_path = self._model_paths(key)
+        if not (os.path.exists(path) and os.path.exists(meta_path)):
+            return None
+        try:
+            with open(meta_path) as f:
+                record = json.load(f)
+            if record.get("key") != key:
+                raise ValueError("key mismatch")
+            if _sha256_file(path) != record.get("sha256"):
+                raise ValueError("checksum mismatch (truncated or modified file)")
+            return path, record.get("info", {})
+        except (OSError, ValueError) as err:
+            log.warning("cache: discarding model %s (%s); retraining", os.path.basename(path), err)
+            for p in (path, meta_path):
+                if os.path.exists(p):
+                    os.unlink(p)
+            return None
+
+    def save_model_file(self, parts: dict, src: str, info: dict) -> None:
+        """Copies the model file `src` into the cache (atomically), with a sidecar."""
+        key = make_key(parts)
+        path, meta_path = self._model_paths(key)
+        with open(src, "rb") as fin, atomic_open(path, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        write_json(meta_path, {"key": key, "parts": parts, "sha256": _sha256_file(path), "info": info})

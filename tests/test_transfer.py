@@ -87,13 +87,72 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     loss, acc = model.evaluate(X_p, Y_p, batch_size=128, verbose=0)
     assert 0 <= acc <= 1 and np.isfinite(loss)
 
-    # the second run takes every feature from the cache
+    # the same settings again: the finished model comes from the cache
     keras.backend.clear_session()
-    assert module.main(["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
-                        "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
-                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "3",
-                        "--hidden", "32"]) == 0
-    assert capsys.readouterr().out.count("features from the cache") == 3
+    args = ["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
+            "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
+            "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--hidden", "32"]
+    assert module.main(args + ["--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Model taken from the cache" in out and "Test accuracy of cifar10.h5" in out
+    # another head setting retrains, but every feature comes from the cache
+    keras.backend.clear_session()
+    assert module.main(args + ["--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("features from the cache") == 3 and "Model taken from the cache" not in out
+
+
+def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    original = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(64, 64, 3),
+                                              pooling="avg")
+    original.save_weights(str(weights / "DenseNet121_notop_imagenet.weights.h5"))
+    monkeypatch.chdir(tmp_path)
+    module = _module()
+    args = ["--backbone", "DenseNet121", "--size", "64", "--data-dir", tiny_cifar_dir,
+            "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
+            "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+            "--hidden", "32", "--batch-size", "50", "--ft-epochs", "2", "--ft-lr", "1e-2"]
+    assert module.main(args) == 0
+    out = capsys.readouterr().out
+    assert "Fine-tuning DenseNet121 above pool4_pool" in out and "fine-tune epoch 1" in out
+
+    keras.backend.clear_session()
+    model = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    base = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]
+    assert base.trainable is False
+
+    def kernel(m, name):
+        return np.asarray(m.get_layer(name).kernel)
+
+    # below the cut: untouched; above it: trained; BatchNorm statistics above it: untouched
+    np.testing.assert_array_equal(kernel(base, "conv4_block24_2_conv"), kernel(original, "conv4_block24_2_conv"))
+    assert not np.allclose(kernel(base, "conv5_block16_2_conv"), kernel(original, "conv5_block16_2_conv"))
+    np.testing.assert_array_equal(np.asarray(base.get_layer("conv5_block1_0_bn").moving_mean),
+                                  np.asarray(original.get_layer("conv5_block1_0_bn").moving_mean))
+
+    # a rerun with another head setting takes the maps from the cache
+    keras.backend.clear_session()
+    assert module.main(args[:-4] + ["--ft-epochs", "1"]) == 0
+    assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 2
+
+
+def test_fine_tune_without_a_cut_is_a_clear_error(tiny_cifar_dir, tmp_path, capsys):
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg") \
+        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    rc = _module().main(["--backbone", "MobileNetV2", "--size", "48", "--fine-tune", "--data-dir", tiny_cifar_dir,
+                         "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
+                         "--val-holdout", "100", "--train-size", "200", "--test-size", "100"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "MobileNetV2 has no fine-tuning cut" in err and "DenseNet121" in err
 
 
 def test_chooses_top_scorer_from_results(tmp_path):
@@ -106,10 +165,12 @@ def test_chooses_top_scorer_from_results(tmp_path):
     ]
     write_results(rows, str(tmp_path))
     messages = []
-    assert _module().choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 160)
+    assert _module().choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 299)
+    assert "native 299 px" in messages[-1]
+    assert _module().choose_backbone(str(tmp_path), None, "160", messages.append) == ("Xception", 160)
     assert "top scorer" in messages[0]
     assert _module().choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299)
-    assert _module().choose_backbone(str(tmp_path / "none"), None, None, messages.append)[0] == "Xception"
+    assert _module().choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 224)
     with pytest.raises(ValueError, match="at least 71"):
         _module().choose_backbone(str(tmp_path), "Xception", "64", messages.append)
 

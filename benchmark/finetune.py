@@ -1,0 +1,180 @@
+"""Fine-tuning the last block of a base on cached activations.
+
+The base is cut at a layer (the spec's `finetune_cut`): everything below the
+cut stays frozen, and its output maps are extracted once and cached like
+pooled features. Only the part above the cut (for DenseNet121 at 224 px, the
+conv5 block on 7x7x512 maps) is trained, together with the head. That costs a
+few percent of a pass through the whole network per image, so several
+epochs fit on a CPU.
+
+BatchNormalization layers above the cut stay in inference mode (Keras runs a
+non-trainable BatchNormalization with its moving statistics), which keeps the
+ImageNet statistics instead of re-estimating them from small batches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .heads import one_hot
+
+# Bump when fine-tuning changes, so cached fine-tuned weights are not reused.
+FINETUNE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Hyperparameters of the fine-tuning stage.
+
+    Attributes:
+        learning_rate: Adam learning rate for the unfrozen block and the head.
+        epochs: maximum epochs; the best epoch on the validation split is kept.
+        patience: epochs without a better validation accuracy before stopping.
+        batch_size: maps per step.
+        flip: mirror the cached maps left-right at random as augmentation.
+        label_smoothing: of the categorical cross-entropy.
+    """
+
+    learning_rate: float = 1e-4
+    epochs: int = 6
+    patience: int = 2
+    batch_size: int = 64
+    flip: bool = True
+    label_smoothing: float = 0.1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_base(base, cut: str):
+    """Splits a built base at layer `cut`.
+
+    Args:
+        base: a `keras.Model` from `backbones.build_base`.
+        cut: the name of a layer in `base` whose output is the cut.
+
+    Returns:
+        `(bottom, top)`: `bottom` maps the base's input to the cut's output
+        maps, `top` maps those maps to the base's pooled features. Both share
+        their layers (and weights) with `base`, so training `top` changes
+        `base`.
+
+    Raises:
+        ValueError: when `base` has no layer named `cut`.
+    """
+    import keras
+
+    try:
+        cut_output = base.get_layer(cut).output
+    except ValueError:
+        raise ValueError(f"{base.name} has no layer {cut!r} to cut at") from None
+    bottom = keras.Model(base.input, cut_output, name=f"{base.name}_below_{cut}")
+    top = keras.Model(cut_output, base.output, name=f"{base.name}_above_{cut}")
+    return bottom, top
+
+
+def unfreeze(top) -> int:
+    """Makes `top` trainable except its BatchNormalization layers; returns trainable parameters."""
+    import keras
+
+    top.trainable = True
+    # Set per layer: `top` shares its layers with a frozen base, and setting
+    # `top.trainable` alone leaves them frozen.
+    for layer in top.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    return int(sum(np.prod(w.shape) for w in top.trainable_weights))
+
+
+class _EpochLog:
+    """Keras callback printing one line per epoch (these epochs take minutes)."""
+
+    def __new__(cls, echo):
+        import keras
+
+        class Log(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                echo(f"  fine-tune epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}, "
+                     f"train acc {logs.get('accuracy', float('nan')):.4f}, "
+                     f"val acc {logs.get('val_accuracy', float('nan')):.4f} "
+                     f"[{time.perf_counter() - self.t0:.0f}s]")
+
+        return Log()
+
+
+def pooled_features(top, maps: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Frozen `top` over cached maps, in batches (a float32 copy of all maps would not fit)."""
+    out = [np.asarray(top.predict_on_batch(maps[i:i + batch_size].astype(np.float32)))
+           for i in range(0, len(maps), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+    """A `keras.utils.PyDataset` of float32 batches cut from float16 maps on the fly.
+
+    Passing the float16 arrays to `fit` directly would make Keras copy them
+    all to float32 first: 4.5 GB for 45,000 7x7x512 maps.
+    """
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(x))
+            self.on_epoch_end()
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            return x[idx].astype(np.float32), one_hot(y[idx])
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+    return Batches()
+
+
+def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed: int = 0, echo=print):
+    """Trains `top` and `head` together on cached maps.
+
+    Args:
+        top: the part of the base above the cut (from `split_base`).
+        head: a head from `benchmark.heads.fit_head`, already trained on
+            the frozen features (a good start keeps the block from drifting).
+        train, val: `(maps (N, h, w, c) float16/float32, labels (N,))`.
+        config: the stage's settings.
+
+    Returns:
+        `(epochs, seconds, val_acc)`: epochs run, wall time, and the
+        validation accuracy of the kept (best) weights. `top` and `head`
+        hold those weights afterwards.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    unfreeze(top)
+    inputs = keras.Input(train[0].shape[1:], name="cut_maps")
+    x = keras.layers.RandomFlip("horizontal", seed=seed, name="flip")(inputs) if config.flip else inputs
+    model = keras.Model(inputs, head(top(x)), name="fine_tune")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
+                                         restore_best_weights=True)
+    t0 = time.perf_counter()
+    history = model.fit(_batches(train[0], train[1], config.batch_size, True, seed),
+                        validation_data=_batches(val[0], val[1], 256, False, seed),
+                        epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
+    for layer in top.layers:
+        layer.trainable = False
+    return len(history.history["loss"]), time.perf_counter() - t0, float(max(history.history["val_accuracy"]))
