@@ -122,3 +122,36 @@ def test_unwritable_cache_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="--cache-dir"):
         FeatureCache(str(blocker / "cache")).check_writable()
+
+
+def test_model_files(cache, tmp_path, caplog):
+    src = tmp_path / "model.h5"
+    src.write_bytes(b"weights" * 100)
+    parts = {"backbone": "DenseNet121", "size": 224}
+    assert cache.load_model_file(parts) is None
+    cache.save_model_file(parts, str(src), {"val_acc": 0.9})
+    path, info = cache.load_model_file(parts)
+    assert open(path, "rb").read() == src.read_bytes() and info == {"val_acc": 0.9}
+    assert cache.load_model_file({**parts, "size": 299}) is None
+    with open(path, "r+b") as f:  # a flipped byte is caught by the checksum
+        f.seek(10)
+        f.write(b"X")
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        assert cache.load_model_file(parts) is None
+    assert "checksum mismatch" in caplog.text and not os.path.exists(path)
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    from benchmark.atomic import atomic_path
+
+    target = tmp_path / "cifar10.h5"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(target)) as tmp:
+            assert tmp.endswith(".h5") and os.path.dirname(tmp) == str(tmp_path)
+            open(tmp, "w").write("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["cifar10.h5"]
+    with atomic_path(str(target)) as tmp:
+        open(tmp, "w").write("new")
+    assert target.read_text() == "new"
