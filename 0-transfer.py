@@ -208,6 +208,116 @@ def train_and_save(args, spec, size, weights, cache, train, val, cut, flip_featu
     return val_acc
 
 
+def parse_member(text: str, size: int) -> str:
+    """`Name` or `Name@size` -> a registry name; the size must match the main model's."""
+    import backbones
+
+    name, _, at = text.partition("@")
+    spec = backbones.get(name)
+    if at and int(at) != size:
+        raise ValueError(f"--ensemble {text}: members share the model's first Resizing layer, so they run at "
+                         f"{size} px like the main backbone; pass {spec.name} or {spec.name}@{size}")
+    return spec.name
+
+
+def frozen_features(spec, size, weights, cache, split, base, batch_size, chunk_size):
+    """Pooled features of `split` through a frozen base, from the cache or extracted now."""
+    from benchmark.extract import Extractor, make_extractor
+    from benchmark.progress import Progress
+
+    entry = cache.features(spec.name, size, split.name, {"weights": weights.identity, "data": split.fingerprint,
+                                                          "batch_size": None})
+    found = entry.load()
+    if found is not None:
+        print(f"  {spec.name} {split.name}: {len(split)} features from the cache")
+        return found[0]
+    progress = Progress(f"{spec.name} @{size}px {split.name}", len(split))
+    return extract(entry, Extractor(make_extractor(base, spec, size), batch_size, on_batch=progress.update),
+                   split, chunk_size, print)
+
+
+def train_member(name, size, args, cache, train, val, head_config):
+    """An ensemble member: a frozen base and an MLP head trained on its cached features.
+
+    Returns `(branch, val_probs)`: `branch` maps upscaled images (size, size, 3)
+    in 0..255 to class probabilities.
+    """
+    import keras
+
+    import backbones
+    from benchmark.heads import fit_head
+
+    spec = backbones.get(name)
+    weights = backbones.resolve_weights(spec.name, args.weights_dir)
+    if not weights.pretrained:
+        raise ValueError(f"no pretrained weights for ensemble member {spec.name}: put {spec.weights_filename} "
+                         f"in the weights folder")
+    base = backbones.build_base(spec.name, size, weights)
+    feats = {s.name: frozen_features(spec, size, weights, cache, s, base, args.batch_size, args.chunk_size)
+             for s in (train, val)}
+    head, epochs, head_s = fit_head(head_config, (feats["train"], train.y), (feats["val"], val.y), seed=args.seed,
+                                    label_smoothing=args.label_smoothing)
+    probs = head.predict(feats["val"].astype(np.float32), verbose=0)
+    print(f"  member {spec.name}: head {epochs} epochs in {head_s:.0f}s, "
+          f"validation accuracy {(probs.argmax(1) == val.y).mean():.4f}")
+    inputs = keras.Input((size, size, 3), name=f"{spec.name.lower()}_input")
+    x = inputs
+    for layer in backbones.preprocessing_layers(spec):
+        x = layer(x)
+    branch = keras.Model(inputs, head(base(x, training=False)), name=f"member_{spec.name.lower()}")
+    return branch, probs
+
+
+def single_val_probs(single, spec, size, weights, cache, val, cut, args):
+    """Validation probabilities of the saved single model, from cached features or maps."""
+    import keras
+
+    from benchmark.extract import Extractor, make_extractor
+    from benchmark.finetune import pooled_features, split_base
+
+    base = next(layer for layer in single.layers if isinstance(layer, keras.Model))
+    head = single.layers[-1]
+    if cut:
+        bottom, top = split_base(base, cut)
+        entry = cache.features(spec.name, size, f"val@{cut}", {"weights": weights.identity, "data": val.fingerprint,
+                                                                "batch_size": None, "cut": cut})
+        found = entry.load()
+        maps = found[0] if found is not None else extract(
+            entry, Extractor(make_extractor(bottom, spec, size), args.batch_size), val, args.chunk_size, print)
+        return head.predict(pooled_features(top, maps), verbose=0)
+    feats = frozen_features(spec, size, weights, cache, val, base, args.batch_size, args.chunk_size)
+    return head.predict(feats.astype(np.float32), verbose=0)
+
+
+def choose_weights(main_probs, member_probs, y, grid=(0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float]:
+    """Greedy per-member weights for `main + sum(w_i * member_i)`, best validation accuracy first."""
+    total, weights = main_probs.copy(), []
+    for probs in member_probs:
+        scores = [((total + w * probs).argmax(1) == y).mean() for w in grid]
+        w = grid[int(np.argmax(scores))]  # ties go to the smaller weight
+        weights.append(float(w))
+        total = total + w * probs
+    return weights
+
+
+def build_ensemble(single, branches, weights):
+    """`single`'s layers plus weighted member branches on the same upscaled input, renormalised."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3), name="cifar10_image")
+    upscaled = x = single.layers[1](inputs)  # the Resizing layer stays first
+    for layer in single.layers[2:]:
+        x = layer(x)
+    terms = [x] + [keras.layers.Rescaling(w, name=f"weight_{b.name}")(b(upscaled))
+                   for b, w in zip(branches, weights) if w > 0]
+    total = 1.0 + sum(w for w in weights if w > 0)
+    outputs = keras.layers.Rescaling(1.0 / total, name="average")(keras.layers.Add(name="sum")(terms)) \
+        if len(terms) > 1 else x
+    model = keras.Model(inputs, outputs, name=f"{single.name}_ensemble")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def main(argv=None) -> int:
     import argparse
     import os
@@ -244,11 +354,14 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=100, help="maximum head epochs (early stopping on val)")
     parser.add_argument("--batch-size", type=int, default=32, help="extraction batch size")
     parser.add_argument("--chunk-size", type=int, default=2048)
+    parser.add_argument("--ensemble", nargs="+", default=[], metavar="NAME",
+                        help="add backbones (head only, on cached frozen features) whose probabilities are "
+                             "averaged with the main model's, weighted by validation accuracy; e.g. Xception MobileNet")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     import backbones
-    from benchmark.atomic import atomic_open
+    from benchmark.atomic import atomic_open, atomic_path
     from benchmark.cache import FeatureCache
     from benchmark.data import DataError, load_cifar10, make_splits
     from benchmark.results import ResultsSchemaError
@@ -261,6 +374,7 @@ def main(argv=None) -> int:
         if not weights.pretrained:
             raise ValueError(f"no pretrained weights for {spec.name}: put {spec.weights_filename} in the weights "
                              f"folder or pass --backbone with one that has weights")
+        members = [parse_member(m, size) for m in args.ensemble]
         cache = FeatureCache(args.cache_dir)
         cache.check_writable()
         data = load_cifar10(args.data_dir)
@@ -308,6 +422,20 @@ def main(argv=None) -> int:
         val_acc = train_and_save(args, spec, size, weights, cache, train, val, cut, flip_features,
                                  head_config, ft_config)
         cache.save_model_file(model_key, args.output, {"val_acc": val_acc})
+    if members:
+        print(f"Ensemble: adding {', '.join(members)} at {size} px ...")
+        single = keras.models.load_model(args.output, safe_mode=True)
+        main_probs = single_val_probs(single, spec, size, weights, cache, val, cut, args)
+        trained = [train_member(m, size, args, cache, train, val, head_config) for m in members]
+        member_weights = choose_weights(main_probs, [p for _, p in trained], val.y)
+        combined = main_probs + sum(w * p for w, (_, p) in zip(member_weights, trained))
+        print(f"  weights (chosen on the validation split): {spec.name} 1.0, "
+              + ", ".join(f"{m} {w:g}" for m, w in zip(members, member_weights))
+              + f"; validation accuracy {(combined.argmax(1) == val.y).mean():.4f} "
+              f"(main model alone {(main_probs.argmax(1) == val.y).mean():.4f})")
+        ensemble = build_ensemble(single, [b for b, _ in trained], member_weights)
+        with atomic_path(args.output) as tmp:
+            ensemble.save(tmp)
     size_mb = os.path.getsize(args.output) / 2**20
     print(f"Saved {args.output} ({size_mb:.1f} MiB).")
 

@@ -190,3 +190,42 @@ def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):
     assert _module().main(["--backbone", "VGG16", "--weights-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no pretrained weights for VGG16" in err and "VGG16_notop_imagenet.weights.h5" in err
+
+
+def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("MobileNetV2", "MobileNet"):
+        getattr(keras.applications, name)(include_top=False, weights=None, input_shape=(48, 48, 3),
+                                          pooling="avg").save_weights(str(weights / f"{name}_notop_imagenet.weights.h5"))
+    monkeypatch.chdir(tmp_path)
+    module = _module()
+    rc = module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet@48",
+                      "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
+                      "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+                      "--hidden", "32", "--batch-size", "50"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "member MobileNet: head" in out and "weights (chosen on the validation split)" in out
+
+    keras.backend.clear_session()
+    model = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    assert isinstance(model.layers[1], keras.layers.Resizing)
+    X = np.random.default_rng(1).integers(0, 256, (20, 32, 32, 3)).astype(np.uint8)
+    X_p, Y_p = module.preprocess_data(X, np.arange(20) % 10)
+    probs = model.predict(X_p, verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_ensemble_weights_and_member_size():
+    module = _module()
+    y = np.array([0, 1, 2, 3])
+    main = np.array([[.9, .1, 0, 0], [.1, .9, 0, 0], [.5, 0, .4, .1], [.5, 0, 0, .45]])  # right on 2 of 4
+    helpful = np.eye(4)[[0, 1, 2, 3]]           # right on all: the smallest weight that fixes both wins
+    useless = np.eye(4)[[3, 3, 3, 0]]           # wrong on all: left out
+    assert module.choose_weights(main, [helpful, useless], y) == [0.25, 0.0]
+    with pytest.raises(ValueError, match="run at 224 px like the main backbone"):
+        module.parse_member("Xception@299", 224)
+    assert module.parse_member("xception@224", 224) == "Xception"
