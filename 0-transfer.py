@@ -318,6 +318,28 @@ def build_ensemble(single, branches, weights):
     return model
 
 
+def add_members(args, spec, size, weights, cache, train, val, cut, head_config, members) -> float:
+    """Turns the single model saved at `args.output` into a weighted ensemble; returns validation accuracy."""
+    import keras
+
+    from benchmark.atomic import atomic_path
+
+    print(f"Ensemble: adding {', '.join(members)} at {size} px ...")
+    single = keras.models.load_model(args.output, safe_mode=True)
+    main_probs = single_val_probs(single, spec, size, weights, cache, val, cut, args)
+    trained = [train_member(m, size, args, cache, train, val, head_config) for m in members]
+    member_weights = choose_weights(main_probs, [p for _, p in trained], val.y)
+    combined = main_probs + sum(w * p for w, (_, p) in zip(member_weights, trained))
+    val_acc = float((combined.argmax(1) == val.y).mean())
+    print(f"  weights (chosen on the validation split): {spec.name} 1.0, "
+          + ", ".join(f"{m} {w:g}" for m, w in zip(members, member_weights))
+          + f"; validation accuracy {val_acc:.4f} (main model alone {(main_probs.argmax(1) == val.y).mean():.4f})")
+    ensemble = build_ensemble(single, [b for b, _ in trained], member_weights)
+    with atomic_path(args.output) as tmp:
+        ensemble.save(tmp)
+    return val_acc
+
+
 def main(argv=None) -> int:
     import argparse
     import os
@@ -361,7 +383,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import backbones
-    from benchmark.atomic import atomic_open, atomic_path
+    from benchmark.atomic import atomic_open
     from benchmark.cache import FeatureCache
     from benchmark.data import DataError, load_cifar10, make_splits
     from benchmark.results import ResultsSchemaError
@@ -411,7 +433,9 @@ def main(argv=None) -> int:
                  "versions": [PIPELINE_VERSION, HEAD_VERSION, FINETUNE_VERSION, keras.__version__]}
     print(f"Data: train {len(train)}, val {len(val)}, test {len(test)}"
           f"{'  [lossy JPEG copy of CIFAR-10]' if data.lossy_jpeg else ''}")
-    cached = cache.load_model_file(model_key)
+    ensemble_key = {**model_key, "ensemble": members,
+                    "member_weights": [backbones.resolve_weights(m, args.weights_dir).identity for m in members]}
+    cached = cache.load_model_file(ensemble_key if members else model_key)
     if cached is not None:
         path, info = cached
         with open(path, "rb") as fin, atomic_open(args.output, "wb") as fout:
@@ -419,23 +443,18 @@ def main(argv=None) -> int:
         print(f"Model taken from the cache (trained with the same data and settings; "
               f"validation accuracy {info.get('val_acc', float('nan')):.4f}): {args.output}")
     else:
-        val_acc = train_and_save(args, spec, size, weights, cache, train, val, cut, flip_features,
-                                 head_config, ft_config)
-        cache.save_model_file(model_key, args.output, {"val_acc": val_acc})
-    if members:
-        print(f"Ensemble: adding {', '.join(members)} at {size} px ...")
-        single = keras.models.load_model(args.output, safe_mode=True)
-        main_probs = single_val_probs(single, spec, size, weights, cache, val, cut, args)
-        trained = [train_member(m, size, args, cache, train, val, head_config) for m in members]
-        member_weights = choose_weights(main_probs, [p for _, p in trained], val.y)
-        combined = main_probs + sum(w * p for w, (_, p) in zip(member_weights, trained))
-        print(f"  weights (chosen on the validation split): {spec.name} 1.0, "
-              + ", ".join(f"{m} {w:g}" for m, w in zip(members, member_weights))
-              + f"; validation accuracy {(combined.argmax(1) == val.y).mean():.4f} "
-              f"(main model alone {(main_probs.argmax(1) == val.y).mean():.4f})")
-        ensemble = build_ensemble(single, [b for b, _ in trained], member_weights)
-        with atomic_path(args.output) as tmp:
-            ensemble.save(tmp)
+        cached = cache.load_model_file(model_key) if members else None
+        if cached is not None:
+            with open(cached[0], "rb") as fin, atomic_open(args.output, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            print(f"{spec.name} model taken from the cache (validation accuracy {cached[1].get('val_acc'):.4f}).")
+        else:
+            val_acc = train_and_save(args, spec, size, weights, cache, train, val, cut, flip_features,
+                                     head_config, ft_config)
+            cache.save_model_file(model_key, args.output, {"val_acc": val_acc})
+        if members:
+            val_acc = add_members(args, spec, size, weights, cache, train, val, cut, head_config, members)
+            cache.save_model_file(ensemble_key, args.output, {"val_acc": val_acc})
     size_mb = os.path.getsize(args.output) / 2**20
     print(f"Saved {args.output} ({size_mb:.1f} MiB).")
 

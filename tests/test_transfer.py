@@ -218,6 +218,15 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     probs = model.predict(X_p, verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
+    # rerun: the ensemble file comes from the cache
+    keras.backend.clear_session()
+    assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
+                        "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
+                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+                        "--hidden", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "Model taken from the cache" in out and "member MobileNet" not in out
+
 
 def test_ensemble_weights_and_member_size():
     module = _module()
