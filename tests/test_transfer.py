@@ -238,3 +238,12 @@ def test_ensemble_weights_and_member_size():
     with pytest.raises(ValueError, match="run at 224 px like the main backbone"):
         module.parse_member("Xception@299", 224)
     assert module.parse_member("xception@224", 224) == "Xception"
+
+
+def test_default_members_skip_the_main_backbone_and_missing_weights(tmp_path):
+    module = _module()
+    (tmp_path / "MobileNet_notop_imagenet.weights.h5").write_bytes(b"")
+    messages = []
+    assert module.default_members("DenseNet121", str(tmp_path), messages.append) == ["MobileNet"]
+    assert "leaving out Xception" in messages[0] and "--ensemble none" in messages[1]
+    assert module.default_members("MobileNet", str(tmp_path), messages.append) == []
