@@ -23,8 +23,11 @@ once and cached; the head is trained on the pooled features of the frozen
 base, then the last block and the head are fine-tuned together on the cached
 maps (mirrored at random). For other backbones, or with --no-fine-tune, only
 the head is trained, on features of the training images and of their mirror
-images. The finished model file is cached too, so a rerun with the same
-settings only repeats the end-to-end check.
+images. By default (DEFAULT_ENSEMBLE, `--ensemble`) Xception and MobileNet branches,
+each a frozen base with an MLP head on its cached features, share the
+Resizing layer, and their probabilities are added to the main model's with
+weights chosen on the validation split. The finished model file is cached
+too, so a rerun with the same settings only repeats the end-to-end check.
 """
 
 from __future__ import annotations
