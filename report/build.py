@@ -119,8 +119,11 @@ def paper(frame: pd.DataFrame, env: dict) -> str:
           f"{_e(env.get('python'))}, TensorFlow {_e(env.get('tensorflow'))}, Keras {_e(env.get('keras'))} and "
           f"NumPy {_e(env.get('numpy'))}, on {_e(str(env.get('date', ''))[:10])} (git commit {_e(env.get('git_sha'))}).")
     chosen = (f"<p><code>0-transfer.py</code> reads this table and trains its final model on the top scorer by "
-              f"validation accuracy, <b>{_e(top['model'])}</b> at {int(top['img_size'])} px "
-              f"(validation accuracy {pct(top['val_acc'])}%).</p>" if top is not None else "")
+              f"validation accuracy, <b>{_e(top['model'])}</b> (scored at {int(top['img_size'])} px, validation "
+              f"accuracy {pct(top['val_acc'])}%). It trains at that size or the backbone's native size, whichever "
+              f"is larger, fine-tunes the last block on cached activations where the registry defines a cut, and "
+              f"adds head-only ensemble members; its README gives the accuracy measured for the saved model.</p>"
+              if top is not None else "")
 
     sections = [
         f"<h1>Which frozen ImageNet backbone for CIFAR-10? A benchmark of Keras Applications on this machine</h1>",
