@@ -365,7 +365,6 @@ def add_members(args, spec, size, weights, cache, train, val, cut, head_config, 
 def main(argv=None) -> int:
     import argparse
     import os
-    import shutil
     import sys
     import time
 
@@ -406,7 +405,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import backbones
-    from benchmark.atomic import atomic_open
+    from benchmark.atomic import copy_file
     from benchmark.cache import FeatureCache
     from benchmark.data import DataError, load_cifar10, make_splits
     from benchmark.results import ResultsSchemaError
@@ -466,15 +465,13 @@ def main(argv=None) -> int:
     cached = cache.load_model_file(ensemble_key if members else model_key)
     if cached is not None:
         path, info = cached
-        with open(path, "rb") as fin, atomic_open(args.output, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
+        copy_file(path, args.output)
         print(f"Model taken from the cache (trained with the same data and settings; "
               f"validation accuracy {info.get('val_acc', float('nan')):.4f}): {args.output}")
     else:
         cached = cache.load_model_file(model_key) if members else None
         if cached is not None:
-            with open(cached[0], "rb") as fin, atomic_open(args.output, "wb") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
+            copy_file(cached[0], args.output)
             print(f"{spec.name} model taken from the cache (validation accuracy {cached[1].get('val_acc'):.4f}).")
         else:
             val_acc = train_and_save(args, spec, size, weights, cache, train, val, cut, flip_features,

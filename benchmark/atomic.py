@@ -86,6 +86,14 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
+def copy_file(src: str, dst: str) -> None:
+    """Copies `src` to `dst` atomically (a reader never sees a partial `dst`)."""
+    import shutil
+
+    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
 def probe_writable(folder: str) -> None:
     """Creates `folder` if needed and writes a file there; raises OSError when it cannot."""
     os.makedirs(folder, exist_ok=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import atomic_open, probe_writable, sha256_file, write_json, write_npz
+from .atomic import copy_file, probe_writable, sha256_file, write_json, write_npz
 
 log = logging.getLogger("benchmark")
 
@@ -49,9 +49,6 @@ def make_key(parts: dict) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-_sha256_file = sha256_file
-
-
 def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict] | None:
     """Loads an .npz + sidecar pair; None when absent; raises ValueError when corrupt."""
     if not os.path.exists(meta_path):
@@ -65,7 +62,7 @@ def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict]
         raise ValueError("sidecar key does not match (different data, weights or settings)")
     if not os.path.exists(npz_path):
         raise ValueError("feature file missing")
-    if _sha256_file(npz_path) != meta.get("sha256"):
+    if sha256_file(npz_path) != meta.get("sha256"):
         raise ValueError("checksum mismatch (truncated or modified file)")
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
@@ -216,7 +213,7 @@ class FeatureCache:
                 record = json.load(f)
             if record.get("key") != key:
                 raise ValueError("key mismatch")
-            if _sha256_file(path) != record.get("sha256"):
+            if sha256_file(path) != record.get("sha256"):
                 raise ValueError("checksum mismatch (truncated or modified file)")
             return path, record.get("info", {})
         except (OSError, ValueError) as err:
@@ -230,6 +227,5 @@ class FeatureCache:
         """Copies the model file `src` into the cache (atomically), with a sidecar."""
         key = make_key(parts)
         path, meta_path = self._model_paths(key)
-        with open(src, "rb") as fin, atomic_open(path, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        write_json(meta_path, {"key": key, "parts": parts, "sha256": _sha256_file(path), "info": info})
+        copy_file(src, path)
+        write_json(meta_path, {"key": key, "parts": parts, "sha256": sha256_file(path), "info": info})
