@@ -7,16 +7,19 @@
     224
 """
 
-from .build import WEIGHTS_ENV, WeightsSource, build_base, check_size, file_sha256, resolve_weights
+from .build import (PRECISIONS, WEIGHTS_ENV, WeightsSource, build_base, check_precision, check_size, file_sha256,
+                    resolve_weights)
 from .layers import preprocessing_layers
 from .registry import BackboneSpec, UnknownBackboneError, get, list_models, names
 
 __all__ = [
     "BackboneSpec",
+    "PRECISIONS",
     "UnknownBackboneError",
     "WEIGHTS_ENV",
     "WeightsSource",
     "build_base",
+    "check_precision",
     "check_size",
     "file_sha256",
     "get",

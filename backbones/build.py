@@ -22,6 +22,10 @@ from .registry import BackboneSpec, get
 
 WEIGHTS_ENV = "BACKBONE_WEIGHTS_DIR"
 
+# Compute precision -> Keras dtype policy. Variables stay float32 under
+# "mixed_bfloat16", so the same weights files load either way.
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
 
 @dataclass(frozen=True)
 class WeightsSource:
@@ -106,33 +110,57 @@ def check_size(spec: BackboneSpec, size: int) -> None:
         )
 
 
-def build_base(name: str, size: int, weights: WeightsSource | str | None = "random"):
+def check_precision(precision: str) -> str:
+    """Returns `precision` if it is one of `PRECISIONS`, else raises ValueError."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    return precision
+
+
+def build_base(name: str, size: int, weights: WeightsSource | str | None = "random", precision: str = "fp32",
+               rewrite: bool = True):
     """Builds a frozen feature extractor.
 
     Args:
         name: a registry name, any letter case.
         size: square input size in pixels, at least the backbone's `min_size`.
         weights: a `WeightsSource`, or anything `resolve_weights` accepts.
+        precision: "fp32", or "bf16" for Keras's `mixed_bfloat16` policy
+            (bfloat16 compute, float32 variables).
+        rewrite: apply the registry's graph rewrite where it has one
+            (`spec.depthwise_rewrite`); same outputs, faster on CPU.
 
     Returns:
         A `keras.Model` with `include_top=False` and global average pooling:
         input (batch, size, size, 3) already passed through the backbone's
-        `preprocess_input`, output (batch, feature_dim). It is frozen
-        (`trainable=False`).
+        `preprocess_input`, output (batch, feature_dim), float32 for "fp32"
+        and bfloat16 for "bf16". It is frozen (`trainable=False`).
     """
     import keras
 
     spec = get(name)
     check_size(spec, size)
+    policy = PRECISIONS[check_precision(precision)]
     source = weights if isinstance(weights, WeightsSource) else resolve_weights(spec.name, weights)
     keras_weights = "imagenet" if source.kind == "imagenet" else None
-    base = spec.constructor(
-        include_top=False,
-        weights=keras_weights,
-        input_shape=(int(size), int(size), 3),
-        pooling="avg",
-    )
+    # keras.applications take no dtype argument: the global policy is set
+    # for the construction only, so no other model is affected.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        base = spec.constructor(
+            include_top=False,
+            weights=keras_weights,
+            input_shape=(int(size), int(size), 3),
+            pooling="avg",
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)
     if source.kind == "file":
         base.load_weights(source.path)
+    if spec.depthwise_rewrite and rewrite:
+        from .rewrite import grouped_to_depthwise
+
+        base = grouped_to_depthwise(base)
     base.trainable = False
     return base

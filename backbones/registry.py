@@ -42,6 +42,10 @@ class BackboneSpec:
         finetune_cut: the layer below which the base stays frozen when its
             last block is fine-tuned (its output maps are what gets cached),
             or None where no cut is defined.
+        depthwise_rewrite: True where Keras writes depthwise convolutions as
+            grouped `Conv2D` (ConvNeXt): `build_base` swaps them for
+            `DepthwiseConv2D` with the same weights, which is about 5x faster
+            on CPU (see `backbones.rewrite`).
     """
 
     name: str
@@ -55,6 +59,7 @@ class BackboneSpec:
     preprocessing: str
     interpolation: str = "bilinear"
     finetune_cut: str | None = None
+    depthwise_rewrite: bool = False
 
     @property
     def constructor(self) -> Callable:
@@ -83,7 +88,7 @@ _FINETUNE_CUTS = {
 
 def _spec(name, module, family, native, minimum, params, dim, top1, prep):
     return BackboneSpec(name, module, family, native, minimum, params, dim, top1, prep,
-                        finetune_cut=_FINETUNE_CUTS.get(name))
+                        finetune_cut=_FINETUNE_CUTS.get(name), depthwise_rewrite=family == "convnext")
 
 
 # fmt: off
