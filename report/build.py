@@ -13,6 +13,7 @@ import os
 import pandas as pd
 
 from benchmark.atomic import write_text
+from benchmark.epoch_ratio import load_epoch_ratio
 from benchmark.results import load_environment, load_examples, load_results
 
 from . import figures
@@ -28,6 +29,7 @@ FIGURES = (
     ("fig5_confusion.png", "confusion", "Confusion matrix and per-class accuracy of the top scorer."),
     ("fig6_examples.png", "examples", "Test images with the top scorer's predictions."),
 )
+EPOCH_FIGURE = "fig7_epoch_ratio.png"
 
 CSS = """
 body{font-family:Georgia,'Times New Roman',serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.5}
@@ -72,8 +74,28 @@ def _timing_table(frame: pd.DataFrame) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def _epoch_section(measured: dict | None) -> str:
+    """Results paragraph and Figure 7 for `python -m benchmark.epoch_ratio`, when it was run."""
+    if not measured:
+        return ""
+    h, e, r = measured["head_epoch_s"], measured["end_to_end_epoch_s"], measured["ratio"]
+    text = (f"<p><b>Why cache.</b> One epoch of the MLP head on {measured['n_images']} images took "
+            f"{fixed(h['median'], 2)} s on cached features and {fixed(e['median'])} s when trained end to end "
+            f"through the frozen {_e(measured['model'])} at {measured['img_size']} px with the upscaling inside "
+            f"the model: {fixed(r['median'])}× slower (median of {measured['repeats']} paired epochs, range "
+            f"{fixed(r['min'])}–{fixed(r['max'])}×). The frozen base gives the same outputs every epoch, so "
+            f"computing them once makes every later epoch nearly free.</p>")
+    return text + _figure(7, EPOCH_FIGURE, "Seconds per head epoch on cached features and end to end through "
+                                           "the frozen base, median with the range over the repeats.")
+
+
+def facts(results_dir: str) -> dict:
+    """Everything besides results.csv that the page may quote numbers from."""
+    return {**load_environment(results_dir), "epoch_ratio": load_epoch_ratio(results_dir)}
+
+
 def paper(frame: pd.DataFrame, env: dict) -> str:
-    """The write-up's HTML body; every number is formatted from `frame` or `env`."""
+    """The write-up's HTML body; every number is formatted from `frame` or `env` (see `facts`)."""
     best = figures.best_rows(frame)
     top = figures.top_scorer(frame)
     timed = figures.timing_rows(frame)
@@ -167,6 +189,7 @@ def paper(frame: pd.DataFrame, env: dict) -> str:
         *[_figure(i, name, caption) for i, (name, _, caption) in enumerate(FIGURES, 1) if i > 1],
         "<p><b>Table 2.</b> Extraction speed of every backbone.</p>",
         _timing_table(frame),
+        _epoch_section(env.get("epoch_ratio")),
         "<h2>Discussion</h2>",
         f"<p>Accuracy and speed trade off: the Pareto front in Figure 1 shows which backbones are worth their "
         f"cost on this machine. {random_models} of the {n_models} backbones had no pretrained weights here; their "
@@ -186,17 +209,25 @@ def paper(frame: pd.DataFrame, env: dict) -> str:
     return "\n".join(sections)
 
 
+def _save(fig, path: str) -> None:
+    """Saves a figure as PNG atomically and closes it."""
+    import matplotlib.pyplot as plt
+
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
 def build_report(results_dir: str = "results", out_dir: str = "report/out", echo=print) -> str:
     """Writes `out_dir/index.html` and its figures; returns the page's path."""
     frame = load_results(results_dir)
-    env = load_environment(results_dir)
+    env = facts(results_dir)
     try:
         images, labels, predictions = load_examples(results_dir)
     except FileNotFoundError:
         images, labels, predictions = None, None, {}
     os.makedirs(out_dir, exist_ok=True)
-    import matplotlib.pyplot as plt
-
     for filename, func, _ in FIGURES:
         if func == "examples":
             if images is None:
@@ -204,11 +235,9 @@ def build_report(results_dir: str = "results", out_dir: str = "report/out", echo
             fig = figures.examples(frame, images, labels, predictions)
         else:
             fig = getattr(figures, func)(frame)
-        path = os.path.join(out_dir, filename)
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-        plt.close(fig)
+        _save(fig, os.path.join(out_dir, filename))
+    if env["epoch_ratio"]:
+        _save(figures.epoch_ratio(env["epoch_ratio"]), os.path.join(out_dir, EPOCH_FIGURE))
     body = paper(frame, env)
     if images is None:
         body = body.replace(_figure(6, FIGURES[5][0], FIGURES[5][2]), "")

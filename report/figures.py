@@ -248,3 +248,23 @@ def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predic
                  else "Test images and their labels", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def epoch_ratio(measured: dict):
+    """Figure 7: seconds per head epoch on cached features against end to end
+    through the frozen base (median, with the range over the repeats)."""
+    rows = [("head on cached features", measured["head_epoch_s"]),
+            (f"end to end through {measured['model']} @{measured['img_size']}", measured["end_to_end_epoch_s"])]
+    med = np.array([r["median"] for _, r in rows])
+    err = np.array([[r["median"] - r["min"] for _, r in rows], [r["max"] - r["median"] for _, r in rows]])
+    fig, ax = plt.subplots(figsize=(7, 2.4))
+    ax.barh([name for name, _ in rows], med, xerr=err, color=["tab:green", "tab:red"], capsize=4)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per epoch (log scale)")
+    ratio = measured["ratio"]
+    ax.set_title(f"One epoch on {measured['n_images']} images: end to end is {ratio['median']:.0f}x slower "
+                 f"(range {ratio['min']:.0f}-{ratio['max']:.0f}x)", fontsize=9)
+    ax.grid(alpha=0.3, axis="x", which="both")
+    fig.tight_layout()
+    return fig

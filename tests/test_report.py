@@ -13,6 +13,7 @@ from PIL import Image
 from benchmark.results import load_environment, load_results
 from benchmark.runner import RunConfig, Runner
 from report import build_report
+from report.build import facts
 from report.numbers import unsupported_numbers
 
 
@@ -68,7 +69,7 @@ def test_page_and_figures(built):
 
 def test_every_number_comes_from_the_results(built, tiny_results):
     page = open(built).read()
-    frame, env = load_results(tiny_results), load_environment(tiny_results)
+    frame, env = load_results(tiny_results), facts(tiny_results)
     assert unsupported_numbers(page, frame, env) == []
     # the check can fail: a number that is not in the results is caught
     tampered = page.replace("<h2>Discussion</h2>", "<h2>Discussion</h2><p>accuracy 97.3% at 123.4 images/s</p>")
@@ -141,3 +142,37 @@ def test_key_figure_labels_do_not_overlap_with_40_backbones():
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
             assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+
+
+def test_epoch_ratio_figure_and_text(tiny_results, tmp_path):
+    """A real (tiny) `python -m benchmark.epoch_ratio` run adds Figure 7 and its numbers to the report."""
+    from benchmark.epoch_ratio import FILENAME, load_epoch_ratio, main
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results)
+    assert main(["--backbone", "MobileNetV3Small", "--size", "32", "--images", "64", "--repeats", "2",
+                 "--out", str(results)]) == 0
+    measured = load_epoch_ratio(str(results))
+    assert measured["n_images"] == 64 and len(measured["ratio"]["values"]) == 2
+    assert all(v > 0 for v in measured["head_epoch_s"]["values"] + measured["end_to_end_epoch_s"]["values"])
+    assert sorted(os.listdir(results)).count(FILENAME) == 1
+    page_path = build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)
+    page = open(page_path).read()
+    assert "fig7_epoch_ratio.png" in _images(page_path) and "Why cache" in page
+    with Image.open(tmp_path / "out" / "fig7_epoch_ratio.png") as im:
+        im.verify()
+    frame = load_results(str(results))
+    assert unsupported_numbers(page, frame, facts(str(results))) == []
+    # without the measurement the same numbers would be unsupported
+    assert unsupported_numbers(page, frame, load_environment(str(results))) != []
+
+
+def test_epoch_ratio_cli_rejects_bad_input(tmp_path, capsys):
+    from benchmark.epoch_ratio import main
+
+    assert main(["--backbone", "NoSuchNet", "--out", str(tmp_path)]) == 2
+    assert "NoSuchNet" in capsys.readouterr().err
+    assert main(["--backbone", "Xception", "--size", "32", "--out", str(tmp_path)]) == 2
+    assert "at least 71" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
