@@ -39,7 +39,7 @@ def make_extractor(base, spec: BackboneSpec, size: int) -> Callable[[np.ndarray]
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
     def step(images):
         x = tf.image.resize(tf.cast(images, tf.float32), (size, size), method=method)
-        return base(preprocess(x), training=False)
+        return tf.cast(base(preprocess(x), training=False), tf.float32)  # bf16 bases give bfloat16
 
     return lambda images: step(tf.convert_to_tensor(images)).numpy()
 

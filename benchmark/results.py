@@ -13,12 +13,16 @@ import pandas as pd
 
 from .atomic import write_json, write_npz, write_text
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Older layouts load_results still reads, and how: schema 2 had no precision
+# column, and every row of it was fp32.
+_MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32")}
 
 # Column -> meaning. The order is the CSV's column order.
 COLUMNS = {
     "model": "registry name of the backbone",
     "img_size": "square input size in pixels that 32x32 images are upscaled to",
+    "precision": "compute precision of the base: 'fp32', or 'bf16' (Keras mixed_bfloat16)",
     "head": "'linear' or 'mlp'; 'none' for timing-only rows",
     "weights": "'imagenet' (pretrained) or 'random' (timing only, accuracy left empty)",
     "family": "architecture family",
@@ -34,7 +38,7 @@ COLUMNS = {
     "gflops_per_img": "GFLOPs per image (2 x multiply-adds of conv and dense layers, counted from the graph)",
     "gflops_per_sec": "achieved GFLOP/s during extraction: gflops_per_img x samples_per_sec",
     "matmul_peak_gflops": "this machine's fp32 matmul GFLOP/s, measured in the same run",
-    "pct_of_peak": "gflops_per_sec as a percentage of matmul_peak_gflops",
+    "pct_of_peak": "gflops_per_sec as a percentage of matmul_peak_gflops (the fp32 peak, also for bf16 rows)",
     "train_size": "training images the head saw",
     "val_size": "validation images used for early stopping",
     "test_size": "test images scored",
@@ -94,6 +98,10 @@ def load_results(out_dir: str) -> pd.DataFrame:
         raise FileNotFoundError(f"no results at {path}; run `python -m benchmark` first")
     frame = pd.read_csv(path)
     versions = set(frame.get("schema_version", pd.Series([None])).dropna().astype(int))
+    if len(versions) == 1 and (old := next(iter(versions))) in _MIGRATIONS:
+        _MIGRATIONS[old](frame)
+        frame["schema_version"] = SCHEMA_VERSION
+        versions = {SCHEMA_VERSION}
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing or versions != {SCHEMA_VERSION}:
         raise ResultsSchemaError(

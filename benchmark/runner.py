@@ -11,7 +11,7 @@ import gc
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extracto
 from .heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from .progress import Progress, format_duration
 from .results import N_EXAMPLES, write_examples, write_results
+from .worker import extract_in_worker
 
 log = logging.getLogger("benchmark")
 
@@ -54,6 +55,8 @@ class RunConfig:
     time_images: int = 64
     time_budget_s: float = 10.0
     chunk_size: int = CHUNK_SIZE
+    precision: str = "fp32"  # "bf16": Keras mixed_bfloat16 for the base
+    isolate: bool = False  # extract each backbone in its own process (the CLI's default)
 
 
 def resolve_size(spec: backbones.BackboneSpec, size) -> int:
@@ -81,7 +84,8 @@ def _row_base(spec, size, weights, timing: Timing, peak_mb, config, splits, from
     flops, peak = hw.get("flops_per_img"), hw.get("matmul_peak_gflops")
     gflops = flops * sps / 1e9 if flops and sps else None
     return {
-        "model": spec.name, "img_size": size, "weights": weights.label, "family": spec.family,
+        "model": spec.name, "img_size": size, "precision": config.precision, "weights": weights.label,
+        "family": spec.family,
         "param_count": spec.param_count, "feature_dim": spec.feature_dim, "imagenet_top1": spec.imagenet_top1,
         "samples_per_sec": round(sps, 3) if sps else None,
         "ms_per_img": round(1000 / sps, 3) if sps else None,
@@ -119,6 +123,7 @@ class Runner:
 
     def _prepare(self):
         cfg = self.config
+        backbones.check_precision(cfg.precision)
         self.pairs = plan(cfg)
         self.cache.check_writable()
         _check_writable_dir(cfg.out, "--out")
@@ -154,18 +159,24 @@ class Runner:
         n = min(len(train), cfg.time_images + cfg.batch_size)
         return Split("timing", train.x[:n], train.y[:n])
 
-    def _run_pair(self, spec, size, progress_prefix):
+    def _run_pair(self, spec, size, progress_prefix, features_only: bool = False):
         cfg = self.config
         weights = self.weights[spec.name]
         measure_accuracy = weights.pretrained and not cfg.time_only
         parts = ["train", "val", "test"] if measure_accuracy else ["timing"]
         splits = {p: (self.splits[p] if p != "timing" else self._timing_split()) for p in parts}
-        entries = {p: self.cache.features(spec.name, size, p, {"weights": weights.identity,
-                                                               "data": splits[p].fingerprint,
-                                                               "batch_size": cfg.batch_size if p == "timing" else None})
+        entries = {p: self.cache.features(spec.name, size, p, self._key_parts(spec, weights, splits[p], p))
                    for p in parts}
         found = {p: entries[p].load() for p in parts}
         missing = [p for p in parts if found[p] is None]
+        from_cache, in_worker = not missing, bool(missing) and cfg.isolate
+        if in_worker:
+            code = extract_in_worker(asdict(cfg), spec.name, size, progress_prefix, self.matmul_peak())
+            found = {p: entries[p].load() for p in parts}
+            missing = [p for p in parts if found[p] is None]
+            if missing and weights.kind != "imagenet":  # imagenet: the download fallback below handles it
+                raise RuntimeError(f"extracting {spec.name} @{size}px failed in its worker process (exit code "
+                                   f"{code}; its output is above). Rerun with --no-isolate to run it in this process.")
         sysinfo.reset_peak_rss()
         feats, timing = {}, Timing()
         for p in parts:
@@ -178,7 +189,7 @@ class Runner:
             progress = Progress(progress_prefix, total, self.echo)
             t0 = time.perf_counter()
             try:
-                base = backbones.build_base(spec.name, size, weights)
+                base = backbones.build_base(spec.name, size, weights, precision=cfg.precision)
             except Exception as err:  # offline download failures come in many types
                 if weights.kind != "imagenet":
                     raise
@@ -186,7 +197,7 @@ class Runner:
                             "weights, accuracy left empty. Offline, use --weights-dir.",
                             spec.name, type(err).__name__, str(err)[:200])
                 self.weights[spec.name] = backbones.WeightsSource("random")
-                return self._run_pair(spec, size, progress_prefix)
+                return self._run_pair(spec, size, progress_prefix, features_only)
             hw = {"flops_per_img": count_flops(base), "matmul_peak_gflops": self.matmul_peak()}
             fn = make_extractor(base, spec, size)
             extractor = Extractor(fn, cfg.batch_size, on_batch=progress.update)
@@ -215,8 +226,10 @@ class Runner:
             peak = max((found[p][2].get("peak_rss_mb") or 0) for p in parts) or None
             meta = found[parts[0]][2]
             hw = {k: meta.get(k) for k in ("flops_per_img", "matmul_peak_gflops")}
-            self.echo(f"{progress_prefix}  features from cache")
-        from_cache = not missing
+            if not in_worker:
+                self.echo(f"{progress_prefix}  features from cache")
+        if features_only:
+            return []
         base_row = _row_base(spec, size, weights, timing, peak, cfg, self.splits, from_cache, self.data_fp, hw)
         if not measure_accuracy:
             return [{**base_row, "head": "none", "train_size": None, "val_size": None, "test_size": None}]
@@ -230,6 +243,15 @@ class Runner:
                          "head_train_s": round(result["head_train_s"], 3),
                          "per_class_acc": _json(result["per_class_acc"]), "confusion": _json(result["confusion"])})
         return rows
+
+    def _key_parts(self, spec, weights, split, part) -> dict:
+        parts = {"weights": weights.identity, "data": split.fingerprint,
+                 "batch_size": self.config.batch_size if part == "timing" else None}
+        if self.config.precision != "fp32":  # fp32 keys stay as they were before bf16 existed
+            parts["precision"] = self.config.precision
+        if spec.depthwise_rewrite:  # timings from before the rewrite are not reused
+            parts["graph"] = "depthwise_rewrite"
+        return parts
 
     def _head(self, kind, spec, size, entries, feats, splits) -> dict:
         config = HeadConfig(kind=kind)
@@ -251,7 +273,8 @@ class Runner:
         t_start = time.perf_counter()
         frame = None
         for i, (spec, size) in enumerate(self.pairs, 1):
-            prefix = f"[{i}/{len(self.pairs)}] {spec.name} @{size}px"
+            prefix = f"[{i}/{len(self.pairs)}] {spec.name} @{size}px" + (
+                f" {cfg.precision}" if cfg.precision != "fp32" else "")
             t0 = time.perf_counter()
             rows = self._run_pair(spec, size, prefix)
             self.rows.extend(rows)

@@ -21,7 +21,8 @@ def test_help_lists_the_flags():
     out = _cli("--help")
     assert out.returncode == 0
     for flag in ("--all", "--backbones", "--sizes", "--train-size", "--test-size", "--full", "--data-dir",
-                 "--weights-dir", "--cache-dir", "--out", "--batch-size", "--seed", "--time-only", "--list"):
+                 "--weights-dir", "--cache-dir", "--out", "--batch-size", "--seed", "--time-only", "--list",
+                 "--precision"):
         assert flag in out.stdout
 
 
@@ -38,6 +39,7 @@ def test_list_prints_the_registry(capsys):
     (["--all", "--pretrained"], "--pretrained needs a weights folder"),
     (["--backbones", "VGG16", "--data-dir", "/nonexistent/cifar"], "does not exist"),
     (["--backbones", "VGG16", "--weights-dir", "/nonexistent/weights"], "does not exist"),
+    (["--backbones", "VGG16", "--precision", "fp8"], "invalid choice: 'fp8'"),
 ])
 def test_user_errors_exit_2_without_traceback(args, message, tmp_path):
     out = _cli(*args, "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"))
@@ -93,6 +95,14 @@ def test_end_to_end_two_backbones(tiny_cifar_dir, tmp_path, capsys):
     assert (again["from_cache"] == True).all()  # noqa: E712
     cols = ["model", "head", "samples_per_sec", "val_acc", "test_acc", "confusion"]
     pd.testing.assert_frame_equal(frame[cols], again[cols])
+    assert (again["precision"] == "fp32").all()
+
+    # bf16 features are made anew and cached apart from the fp32 ones
+    assert _tiny_run(tiny_cifar_dir, tmp_path, str(weights), "--precision", "bf16") == 0
+    bf16 = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert (bf16["precision"] == "bf16").all() and (bf16["from_cache"] == False).all()  # noqa: E712
+    assert bf16.loc[bf16["weights"] == "imagenet", "test_acc"].between(0, 1).all()
+    assert "bf16" in capsys.readouterr().out
 
 
 def test_failed_imagenet_download_falls_back_to_timing(tiny_cifar_dir, tmp_path, monkeypatch, capsys, caplog):
@@ -105,8 +115,32 @@ def test_failed_imagenet_download_falls_back_to_timing(tiny_cifar_dir, tmp_path,
     monkeypatch.delenv("BACKBONE_WEIGHTS_DIR", raising=False)
     rc = main(["--backbones", "MobileNetV3Small", "--sizes", "32", "--data-dir", tiny_cifar_dir, "--val-holdout",
                "100", "--train-size", "100", "--val-size", "50", "--test-size", "50", "--time-images", "8",
-               "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")])
+               "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+               "--no-isolate"])  # a worker process would not see the patched downloader
     assert rc == 0
     frame = pd.read_csv(tmp_path / "r" / "results.csv")
     assert list(frame["weights"]) == ["random"] and frame["test_acc"].isna().all()
     assert any("could not download ImageNet weights" in r.getMessage() for r in caplog.records)
+
+
+def test_backbones_are_extracted_in_worker_processes(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
+    """By default no model is built in the runner's own process: each backbone gets a fresh worker."""
+    import backbones
+
+    def build_base_here(*args, **kwargs):
+        raise AssertionError("a model was built in the runner's process")
+
+    monkeypatch.setattr(backbones, "build_base", build_base_here)
+    no_weights = tmp_path / "no-weights"  # random weights, so no download is tried
+    no_weights.mkdir()
+    common = ["--weights-dir", str(no_weights), "--backbones", "MobileNetV3Small", "--time-only", "--data-dir",
+              tiny_cifar_dir, "--val-holdout", "100", "--train-size", "100", "--val-size", "50", "--test-size", "50",
+              "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--time-images", "16",
+              "--batch-size", "16", "--no-report"]
+    assert main([*common, "--sizes", "32", "40"]) == 0
+    frame = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert list(frame["img_size"]) == [32, 40] and frame["samples_per_sec"].gt(0).all()
+    assert frame["peak_rss_mb"].gt(0).all() and (frame["from_cache"] == False).all()  # noqa: E712
+    # --no-isolate builds here, and so meets the patched function
+    with pytest.raises(AssertionError, match="built in the runner's process"):
+        main([*common, "--sizes", "48", "--no-isolate"])

@@ -33,13 +33,22 @@ def test_no_temp_files_left(tmp_path):
 
 def test_older_schema_is_refused_with_advice(tmp_path):
     frame = write_results([ROW], str(tmp_path))
-    frame["schema_version"] = SCHEMA_VERSION - 1 if SCHEMA_VERSION > 1 else 0
+    frame["schema_version"] = 1
     frame.to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ResultsSchemaError, match="schema"):
         load_results(str(tmp_path))
     frame.drop(columns=["seed"]).assign(schema_version=SCHEMA_VERSION).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ResultsSchemaError, match="missing columns: seed"):
         load_results(str(tmp_path))
+
+
+def test_schema_2_is_read_as_fp32(tmp_path):
+    # schema 2 is schema 3 without the precision column (all its rows were fp32)
+    frame = write_results([ROW, TIMING_ROW], str(tmp_path))
+    frame.drop(columns=["precision"]).assign(schema_version=2).to_csv(tmp_path / "results.csv", index=False)
+    loaded = load_results(str(tmp_path))
+    assert list(loaded.columns) == list(COLUMNS)
+    assert list(loaded["precision"]) == ["fp32", "fp32"] and (loaded["schema_version"] == SCHEMA_VERSION).all()
 
 
 def test_missing_results_file(tmp_path):
