@@ -33,9 +33,10 @@ def grouped_to_depthwise(model):
     """A copy of the functional `model` with depthwise-shaped grouped Conv2D layers
     replaced by DepthwiseConv2D layers carrying the same weights.
 
-    Returns `model` itself when it has no such layer. The copy keeps every
-    layer's name, dtype policy and `trainable` flag; its outputs match the
-    original's up to float round-off.
+    Returns `model` itself when it has no such layer. Every other layer is
+    shared with `model`, not copied; the new layers keep the old ones' names,
+    dtype policy and `trainable` flag. The outputs match the original's up to
+    float round-off.
     """
     import keras
 
@@ -44,7 +45,7 @@ def grouped_to_depthwise(model):
 
     def clone(layer):
         if not _is_grouped_depthwise(layer):
-            return layer.__class__.from_config(layer.get_config())
+            return layer  # shared, weights and all: no second copy of a 350M-parameter ConvNeXtXLarge
         return keras.layers.DepthwiseConv2D(
             kernel_size=layer.kernel_size, strides=layer.strides, padding=layer.padding,
             dilation_rate=layer.dilation_rate, depth_multiplier=1, use_bias=layer.use_bias,
@@ -52,14 +53,14 @@ def grouped_to_depthwise(model):
 
     copy = keras.models.clone_model(model, clone_function=clone)
     for new in copy.layers:
-        if not new.weights:  # includes the wrappers clone_model makes for ops such as `+`
+        if not isinstance(new, keras.layers.DepthwiseConv2D):
             continue
         old = model.get_layer(new.name)
-        weights = old.get_weights()
-        if _is_grouped_depthwise(old):
-            # Conv2D(groups=C) kernel (kh, kw, 1, C) -> DepthwiseConv2D kernel (kh, kw, C, 1)
-            weights = [np.transpose(weights[0], (0, 1, 3, 2))] + weights[1:]
-        new.set_weights(weights)
+        if not _is_grouped_depthwise(old):
+            continue
+        kernel, *rest = old.get_weights()
+        # Conv2D(groups=C) kernel (kh, kw, 1, C) -> DepthwiseConv2D kernel (kh, kw, C, 1)
+        new.set_weights([np.transpose(kernel, (0, 1, 3, 2)), *rest])
         new.trainable = old.trainable
     copy.trainable = model.trainable
     return copy
