@@ -36,11 +36,14 @@ def _extract(config: dict, name: str, size: int, prefix: str, matmul_peak: float
 
     from .runner import RunConfig, Runner
 
-    runner = Runner(RunConfig(**{**config, "isolate": False}), echo=lambda *_: None)
-    runner._prepare()
-    runner._matmul_peak = matmul_peak
-    runner.echo = print
-    runner._run_pair(backbones.get(name), size, prefix, features_only=True)
+    try:
+        runner = Runner(RunConfig(**{**config, "isolate": False}), echo=lambda *_: None)
+        runner._prepare()
+        runner._matmul_peak = matmul_peak
+        runner.echo = print
+        runner._run_pair(backbones.get(name), size, prefix, features_only=True)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the runner reports it once
+        sys.exit(130)
 
 
 def extract_in_worker(config: dict, name: str, size: int, prefix: str, matmul_peak: float) -> int:

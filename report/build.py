@@ -89,6 +89,16 @@ def _epoch_section(measured: dict | None) -> str:
                                            "the frozen base, median with the range over the repeats.")
 
 
+def _engine_text(frame: pd.DataFrame, cfg: dict) -> str:
+    precisions = sorted(set(frame["precision"].dropna())) if "precision" in frame else ["fp32"]
+    text = ("Computation is in " + " and ".join({"fp32": "float32", "bf16": "bfloat16 (Keras mixed_bfloat16, "
+                                                 "float32 weights)"}.get(p, p) for p in precisions) + ".")
+    if cfg.get("isolate"):
+        text += (" Each backbone is built and extracted in a fresh process, so its peak memory and timing do not "
+                 "carry over from the backbones before it.")
+    return text
+
+
 def facts(results_dir: str) -> dict:
     """Everything besides results.csv that the page may quote numbers from."""
     return {**load_environment(results_dir), "epoch_ratio": load_epoch_ratio(results_dir)}
@@ -174,7 +184,9 @@ def paper(frame: pd.DataFrame, env: dict) -> str:
         "<code>preprocess_input</code>. Resizing and preprocessing run inside the same TensorFlow graph as the "
         "base, batch by batch, so the upscaled dataset is never held in memory. Throughput excludes the first "
         "(warm-up) batch. Backbones without pretrained weights on the machine are timed with random weights, "
-        "which does not change their speed, and get no accuracy.</p>",
+        "which does not change their speed, and get no accuracy. ConvNeXt's depthwise convolutions, which "
+        "Keras writes as grouped convolutions (slow on CPU), are run as the equivalent depthwise layers. "
+        f"{_engine_text(frame, cfg)}</p>",
         "<h3>Feature cache</h3><p>Features are stored per backbone, input size, weights identity and exact set "
         "of images, with a checksum, and reused by later runs; heads are trained on the cached features.</p>",
         f"<h3>Heads and hyperparameters</h3><p>{head_txt} Test accuracy is reported with a percentile bootstrap "

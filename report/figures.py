@@ -257,14 +257,17 @@ def epoch_ratio(measured: dict):
             (f"end to end through {measured['model']} @{measured['img_size']}", measured["end_to_end_epoch_s"])]
     med = np.array([r["median"] for _, r in rows])
     err = np.array([[r["median"] - r["min"] for _, r in rows], [r["max"] - r["median"] for _, r in rows]])
-    fig, ax = plt.subplots(figsize=(7, 2.4))
+    fig, ax = plt.subplots(figsize=(8, 2.8))
     ax.barh([name for name, _ in rows], med, xerr=err, color=["tab:green", "tab:red"], capsize=4)
+    for y, value in enumerate(med):
+        ax.annotate(f"{value:.3g} s", (value, y), xytext=(8, 8), textcoords="offset points", fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.set_xlim(med.min() / 3, med.max() * 4)
     ax.set_xlabel("seconds per epoch (log scale)")
     ratio = measured["ratio"]
-    ax.set_title(f"One epoch on {measured['n_images']} images: end to end is {ratio['median']:.0f}x slower "
-                 f"(range {ratio['min']:.0f}-{ratio['max']:.0f}x)", fontsize=9)
+    ax.set_title(f"One head epoch on {measured['n_images']} images\nend to end is {ratio['median']:.0f}x slower "
+                 f"(range {ratio['min']:.0f}-{ratio['max']:.0f}x over {len(ratio['values'])} repeats)", fontsize=9)
     ax.grid(alpha=0.3, axis="x", which="both")
     fig.tight_layout()
     return fig
