@@ -130,14 +130,7 @@ def build_model(spec, size: int, base, head):
 
     import backbones
 
-    inputs = keras.Input((32, 32, 3), name="cifar10_image")
-    x = keras.layers.Resizing(size, size, interpolation=spec.interpolation, name="upscale")(inputs)
-    for layer in backbones.preprocessing_layers(spec):
-        x = layer(x)
-    base.trainable = False
-    x = base(x, training=False)
-    outputs = head(x)
-    model = keras.Model(inputs, outputs, name=f"cifar10_{spec.name.lower()}_{size}")
+    model = backbones.upscaling_model(spec, size, base, head, name=f"cifar10_{spec.name.lower()}_{size}")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -159,6 +152,7 @@ def train_and_save(args, spec, size, weights, cache, train, val, cut, flip_featu
     """Extracts (or loads) features, trains, and saves the model to `args.output`; returns validation accuracy."""
     import backbones
     from benchmark.atomic import atomic_path
+    from benchmark.cache import feature_key_parts
     from benchmark.data import Split
     from benchmark.extract import Extractor, make_extractor
     from benchmark.finetune import fine_tune, pooled_features, split_base
@@ -170,10 +164,8 @@ def train_and_save(args, spec, size, weights, cache, train, val, cut, flip_featu
         parts["train-flip"] = Split("train-flip", np.ascontiguousarray(train.x[:, :, ::-1]), train.y)
     base = backbones.build_base(spec.name, size, weights)
     bottom, top = split_base(base, cut) if cut else (base, None)
-    key_extra = {"cut": cut} if cut else {}
     entries = {k: cache.features(spec.name, size, k if not cut else f"{k}@{cut}",
-                                 {"weights": weights.identity, "data": s.fingerprint, "batch_size": None,
-                                  **key_extra})
+                                 feature_key_parts(spec, weights, s, cut=cut))
                for k, s in parts.items()}
     feats = {}
     for k in parts:  # each cache entry is read and verified once
@@ -244,11 +236,11 @@ def default_members(main: str, weights_dir: str | None, echo=print) -> list[str]
 
 def frozen_features(spec, size, weights, cache, split, base, batch_size, chunk_size):
     """Pooled features of `split` through a frozen base, from the cache or extracted now."""
+    from benchmark.cache import feature_key_parts
     from benchmark.extract import Extractor, make_extractor
     from benchmark.progress import Progress
 
-    entry = cache.features(spec.name, size, split.name, {"weights": weights.identity, "data": split.fingerprint,
-                                                          "batch_size": None})
+    entry = cache.features(spec.name, size, split.name, feature_key_parts(spec, weights, split))
     found = entry.load()
     if found is not None:
         print(f"  {spec.name} {split.name}: {len(split)} features from the cache")
@@ -294,6 +286,7 @@ def single_val_probs(single, spec, size, weights, cache, val, cut, args):
     """Validation probabilities of the saved single model, from cached features or maps."""
     import keras
 
+    from benchmark.cache import feature_key_parts
     from benchmark.extract import Extractor, make_extractor
     from benchmark.finetune import pooled_features, split_base
 
@@ -301,8 +294,7 @@ def single_val_probs(single, spec, size, weights, cache, val, cut, args):
     head = single.layers[-1]
     if cut:
         bottom, top = split_base(base, cut)
-        entry = cache.features(spec.name, size, f"val@{cut}", {"weights": weights.identity, "data": val.fingerprint,
-                                                                "batch_size": None, "cut": cut})
+        entry = cache.features(spec.name, size, f"val@{cut}", feature_key_parts(spec, weights, val, cut=cut))
         found = entry.load()
         maps = found[0] if found is not None else extract(
             entry, Extractor(make_extractor(bottom, spec, size), args.batch_size), val, args.chunk_size, print)

@@ -9,7 +9,7 @@
 
 from .build import (PRECISIONS, WEIGHTS_ENV, WeightsSource, build_base, check_precision, check_size, file_sha256,
                     resolve_weights)
-from .layers import preprocessing_layers
+from .layers import preprocessing_layers, upscaling_model
 from .registry import BackboneSpec, UnknownBackboneError, get, list_models, names
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "names",
     "preprocessing_layers",
     "resolve_weights",
+    "upscaling_model",
 ]

@@ -39,3 +39,18 @@ def preprocessing_layers(spec: BackboneSpec) -> list:
         flip.set_weights([np.eye(3)[::-1].astype("float32"), (-CAFFE_MEAN_BGR).astype("float32")])
         return [flip]
     raise ValueError(f"unknown preprocessing mode {mode!r} for {spec.name}")
+
+
+def upscaling_model(spec: BackboneSpec, size: int, base, head, name: str | None = None):
+    """The end-to-end classifier, uncompiled: `Input(32, 32, 3)` float RGB in 0..255
+    -> `Resizing` to (size, size) -> `preprocessing_layers(spec)` -> frozen `base`
+    -> `head`. Only built-in layers, so a saved copy loads with `safe_mode=True`.
+    """
+    import keras
+
+    inputs = keras.Input((32, 32, 3), name="cifar10_image")
+    x = keras.layers.Resizing(size, size, interpolation=spec.interpolation, name="upscale")(inputs)
+    for layer in preprocessing_layers(spec):
+        x = layer(x)
+    base.trainable = False
+    return keras.Model(inputs, head(base(x, training=False)), name=name)

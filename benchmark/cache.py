@@ -43,6 +43,24 @@ def default_cache_dir() -> str:
     return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "backbone-bench")
 
 
+def feature_key_parts(spec, weights, split, batch_size: int | None = None, precision: str = "fp32",
+                      cut: str | None = None) -> dict:
+    """What one split's cached features depend on, beyond backbone, size and split name.
+
+    Shared by the runner and 0-transfer.py, so either reuses the other's
+    features. `batch_size` only for timing entries; optional parts are left
+    out at their defaults, so older entries keep their keys.
+    """
+    parts = {"weights": weights.identity, "data": split.fingerprint, "batch_size": batch_size}
+    if precision != "fp32":
+        parts["precision"] = precision
+    if spec.depthwise_rewrite:  # timings from before the rewrite are not reused
+        parts["graph"] = "depthwise_rewrite"
+    if cut:
+        parts["cut"] = cut
+    return parts
+
+
 def make_key(parts: dict) -> str:
     """A stable sha256 of a dict of JSON-serialisable key parts."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

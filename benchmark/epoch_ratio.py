@@ -69,12 +69,7 @@ def measure_epoch_ratio(name: str = "MobileNetV2", size: int = 224, n_images: in
     features = Extractor(make_extractor(base, spec, size), 32).run(x)[0]
     head = build_head(config, spec.feature_dim)
 
-    inputs = keras.Input((32, 32, 3))
-    z = keras.layers.Resizing(size, size, interpolation=spec.interpolation)(inputs)
-    for layer in backbones.preprocessing_layers(spec):
-        z = layer(z)
-    z = base(z, training=False)
-    end_to_end = keras.Model(inputs, build_head(config, spec.feature_dim)(z))
+    end_to_end = backbones.upscaling_model(spec, size, base, build_head(config, spec.feature_dim))
     end_to_end.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="categorical_crossentropy")
     x_float = x.astype("float32")
 

@@ -19,7 +19,7 @@ import backbones
 
 from . import sysinfo
 from .atomic import probe_writable
-from .cache import FeatureCache
+from .cache import FeatureCache, feature_key_parts
 from .data import Split, fingerprint, load_cifar10, make_splits
 from .flops import count_flops, matmul_peak_gflops
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
@@ -165,8 +165,8 @@ class Runner:
         measure_accuracy = weights.pretrained and not cfg.time_only
         parts = ["train", "val", "test"] if measure_accuracy else ["timing"]
         splits = {p: (self.splits[p] if p != "timing" else self._timing_split()) for p in parts}
-        entries = {p: self.cache.features(spec.name, size, p, self._key_parts(spec, weights, splits[p], p))
-                   for p in parts}
+        entries = {p: self.cache.features(spec.name, size, p, feature_key_parts(
+            spec, weights, splits[p], cfg.batch_size if p == "timing" else None, cfg.precision)) for p in parts}
         found = {p: entries[p].load() for p in parts}
         missing = [p for p in parts if found[p] is None]
         from_cache, in_worker = not missing, bool(missing) and cfg.isolate
@@ -243,15 +243,6 @@ class Runner:
                          "head_train_s": round(result["head_train_s"], 3),
                          "per_class_acc": _json(result["per_class_acc"]), "confusion": _json(result["confusion"])})
         return rows
-
-    def _key_parts(self, spec, weights, split, part) -> dict:
-        parts = {"weights": weights.identity, "data": split.fingerprint,
-                 "batch_size": self.config.batch_size if part == "timing" else None}
-        if self.config.precision != "fp32":  # fp32 keys stay as they were before bf16 existed
-            parts["precision"] = self.config.precision
-        if spec.depthwise_rewrite:  # timings from before the rewrite are not reused
-            parts["graph"] = "depthwise_rewrite"
-        return parts
 
     def _head(self, kind, spec, size, entries, feats, splits) -> dict:
         config = HeadConfig(kind=kind)

@@ -90,7 +90,7 @@ def _epoch_section(measured: dict | None) -> str:
 
 
 def _engine_text(frame: pd.DataFrame, cfg: dict) -> str:
-    precisions = sorted(set(frame["precision"].dropna())) if "precision" in frame else ["fp32"]
+    precisions = sorted(set(frame["precision"].dropna()))  # load_results fills it for older schemas
     text = ("Computation is in " + " and ".join({"fp32": "float32", "bf16": "bfloat16 (Keras mixed_bfloat16, "
                                                  "float32 weights)"}.get(p, p) for p in precisions) + ".")
     if cfg.get("isolate"):
