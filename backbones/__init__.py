@@ -7,8 +7,8 @@
     224
 """
 
-from .build import (PRECISIONS, WEIGHTS_ENV, WeightsSource, build_base, check_precision, check_size, file_sha256,
-                    resolve_weights)
+from .build import (PRECISIONS, WEIGHTS_ENV, WeightsSource, build_base, check_precision, check_size,
+                    resolve_img_size, resolve_weights, sha256_file)
 from .layers import preprocessing_layers, upscaling_model
 from .registry import BackboneSpec, UnknownBackboneError, get, list_models, names
 
@@ -21,11 +21,12 @@ __all__ = [
     "build_base",
     "check_precision",
     "check_size",
-    "file_sha256",
     "get",
     "list_models",
     "names",
     "preprocessing_layers",
+    "resolve_img_size",
     "resolve_weights",
+    "sha256_file",
     "upscaling_model",
 ]

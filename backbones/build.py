@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .registry import BackboneSpec, get
 
@@ -52,19 +51,13 @@ class WeightsSource:
         return "random" if self.kind == "random" else "imagenet"
 
 
-@lru_cache(maxsize=None)
-def _sha256(path: str, size: int, mtime: float) -> str:  # size/mtime: cache key only
+def sha256_file(path: str) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (the project's one file hash)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def file_sha256(path: str) -> str:
-    """sha256 of a file, memoised on (path, size, mtime)."""
-    st = os.stat(path)
-    return _sha256(os.path.abspath(path), st.st_size, st.st_mtime)
 
 
 def resolve_weights(name: str, weights: str | None = None) -> WeightsSource:
@@ -97,17 +90,29 @@ def resolve_weights(name: str, weights: str | None = None) -> WeightsSource:
         )
     path = os.path.join(weights, spec.weights_filename)
     if os.path.isfile(path):
-        return WeightsSource("file", path=path, identity=file_sha256(path))
+        return WeightsSource("file", path=path, identity=sha256_file(path))
     return WeightsSource("random")
 
 
-def check_size(spec: BackboneSpec, size: int) -> None:
-    """Raises ValueError when `size` is below the backbone's minimum input size."""
-    if int(size) < spec.min_size:
+def check_size(spec: BackboneSpec, img_size: int) -> None:
+    """Raises ValueError when `img_size` is below the backbone's minimum input size."""
+    if int(img_size) < spec.min_size:
         raise ValueError(
-            f"{spec.name} needs an input size of at least {spec.min_size} px; got {size}. "
+            f"{spec.name} needs an input size of at least {spec.min_size} px; got {img_size}. "
             f"Pick a size >= {spec.min_size} or 'native' ({spec.native_size})."
         )
+
+
+def resolve_img_size(spec: BackboneSpec, img_size: int | str) -> int:
+    """Pixels for `img_size`, an int or "native" (any case): checked against `spec.min_size`."""
+    if str(img_size).lower() == "native":
+        return spec.native_size
+    try:
+        value = int(img_size)
+    except ValueError:
+        raise ValueError(f"an input size is a number of pixels or 'native'; got {img_size!r}") from None
+    check_size(spec, value)
+    return value
 
 
 def check_precision(precision: str) -> str:

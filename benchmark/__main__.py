@@ -1,6 +1,6 @@
 import sys
 
-from .cli import main
+from .cli.bench import main
 
-if __name__ == "__main__":  # the runner's worker processes (spawn) import this module too
+if __name__ == "__main__":
     sys.exit(main())

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import backbones
-from benchmark.extract import Extractor, make_extractor
-from benchmark.flops import count_flops, matmul_peak_gflops
+from benchmark.core.extract import Extractor, make_extractor
+from benchmark.core.flops import count_flops, matmul_peak_gflops
 
 N_IMAGES = int(os.environ.get("BENCH_IMAGES", "128"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import backbones
-from benchmark.cache import FeatureCache
-from benchmark.extract import Extractor, extract_split, make_extractor
+from benchmark.core.store import Store
+from benchmark.core.extract import Extractor, extract_split, make_extractor
 
 N_IMAGES = int(os.environ.get("BENCH_IMAGES", "128"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -59,7 +59,7 @@ def test_pipeline_overhead(benchmark, name):
 
     def runner():
         with tempfile.TemporaryDirectory() as tmp:
-            entry = FeatureCache(tmp).features(name, size, "bench", {"n": len(x)})
+            entry = Store(tmp).features(name, size, "bench", {"n": len(x)})
             t0 = time.perf_counter()
             extract_split(entry, extractor, x, chunk_size=64)
             return len(x) / (time.perf_counter() - t0)
@@ -80,7 +80,7 @@ def test_pipeline_overhead(benchmark, name):
 
 
 def test_cached_head_vs_end_to_end_epoch(benchmark):
-    from benchmark.epoch_ratio import measure_epoch_ratio
+    from benchmark.measure.epoch_ratio import measure_epoch_ratio
 
     results = []
     benchmark.pedantic(lambda: results.append(measure_epoch_ratio("MobileNetV2", 224, N_IMAGES, REPEATS)),

@@ -12,9 +12,9 @@ import os
 
 import pandas as pd
 
-from benchmark.atomic import write_text
-from benchmark.epoch_ratio import load_epoch_ratio
-from benchmark.results import load_environment, load_examples, load_results
+from benchmark.core.atomic import write_text
+from benchmark.core.results import (TOP_SCORER_RULE, best_rows, load_environment, load_epoch_ratio, load_examples,
+                                    load_results, top_scorer)
 
 from . import figures
 from .numbers import fixed, millions, pct
@@ -106,8 +106,8 @@ def facts(results_dir: str) -> dict:
 
 def paper(frame: pd.DataFrame, env: dict) -> str:
     """The write-up's HTML body; every number is formatted from `frame` or `env` (see `facts`)."""
-    best = figures.best_rows(frame)
-    top = figures.top_scorer(frame)
+    best = best_rows(frame)
+    top = top_scorer(frame)
     timed = figures.timing_rows(frame)
     n_models = frame["model"].nunique()
     random_models = frame.loc[frame["weights"] == "random", "model"].nunique()
@@ -150,8 +150,9 @@ def paper(frame: pd.DataFrame, env: dict) -> str:
           f"{'' if not env.get('gpus') else ' and GPU ' + _e(', '.join(env['gpus']))}, using Python "
           f"{_e(env.get('python'))}, TensorFlow {_e(env.get('tensorflow'))}, Keras {_e(env.get('keras'))} and "
           f"NumPy {_e(env.get('numpy'))}, on {_e(str(env.get('date', ''))[:10])} (git commit {_e(env.get('git_sha'))}).")
-    chosen = (f"<p><code>0-transfer.py</code> reads this table and trains its final model on the top scorer by "
-              f"validation accuracy, <b>{_e(top['model'])}</b> (scored at {int(top['img_size'])} px, validation "
+    chosen = (f"<p>The top scorer, here and in <code>0-transfer.py</code>, is chosen by one rule: "
+              f"{_e(TOP_SCORER_RULE)} <code>0-transfer.py</code> reads this table and trains its final model on it, "
+              f"<b>{_e(top['model'])}</b> (scored at {int(top['img_size'])} px, validation "
               f"accuracy {pct(top['val_acc'])}%). It trains at that size or the backbone's native size, whichever "
               f"is larger, fine-tunes the last block on cached activations where the registry defines a cut, and "
               f"adds head-only ensemble members; its README gives the accuracy measured for the saved model.</p>"

@@ -14,7 +14,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default="results", help="folder with results.csv (default: results)")
     parser.add_argument("--out", default="report/out", help="where index.html goes (default: report/out)")
     args = parser.parse_args(argv)
-    from benchmark.results import ResultsSchemaError
+    from benchmark.core.results import ResultsSchemaError
 
     from .build import build_report
 

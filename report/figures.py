@@ -16,16 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def best_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, img_size): the head with the best validation accuracy."""
-    scored = frame[(frame["weights"] == "imagenet") & frame["test_acc"].notna()]
-    if scored.empty:
-        return scored
-    idx = scored.groupby(["model", "img_size"])["val_acc"].idxmax()
-    return scored.loc[idx].reset_index(drop=True)
+from benchmark.core.data import CLASSES  # noqa: E402
+from benchmark.core.results import best_rows, top_scorer  # noqa: E402
 
 
 def timing_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -42,14 +34,6 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
             keep.append(i)
             best = row[y]
     return points.loc[keep].sort_values(x)
-
-
-def top_scorer(frame: pd.DataFrame) -> pd.Series | None:
-    """The row with the best validation accuracy among pretrained rows."""
-    best = best_rows(frame)
-    if best.empty:
-        return None
-    return best.sort_values(["val_acc", "test_acc"], ascending=False).iloc[0]
 
 
 def text_box(annotation, renderer):

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.path.join(os.path.dirname(ROOT), "shared", "assets")
 sys.path.insert(0, ROOT)
 
-from benchmark.data import Cifar10  # noqa: E402
+from benchmark.core.data import Cifar10  # noqa: E402
 
 
 def make_tiny_cifar(n_train: int = 400, n_test: int = 200, seed: int = 0) -> Cifar10:
@@ -63,7 +63,7 @@ def cifar_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def real_cifar(cifar_dir):
-    from benchmark.data import load_cifar10
+    from benchmark.core.data import load_cifar10
 
     return load_cifar10(cifar_dir)
 

@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from benchmark.cache import FeatureCache, make_key
+from benchmark.core.store import Store, make_key
 
 
 @pytest.fixture
 def cache(tmp_path):
-    return FeatureCache(str(tmp_path / "cache"))
+    return Store(str(tmp_path / "cache"))
 
 
 def _entry(cache, data="d1"):
@@ -121,7 +121,7 @@ def test_unwritable_cache_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="--cache-dir"):
-        FeatureCache(str(blocker / "cache")).check_writable()
+        Store(str(blocker / "cache")).check_writable()
 
 
 def test_model_files(cache, tmp_path, caplog):
@@ -142,7 +142,7 @@ def test_model_files(cache, tmp_path, caplog):
 
 
 def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
-    from benchmark.atomic import atomic_path
+    from benchmark.core.atomic import atomic_path
 
     target = tmp_path / "cifar10.h5"
     target.write_text("old")

@@ -5,8 +5,8 @@ import sys
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
-from benchmark.results import COLUMNS
+from benchmark.cli.bench import main
+from benchmark.core.results import COLUMNS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from benchmark.data import (CLASSES, DataError, fingerprint, find_batches_dir, load_cifar10, make_splits,
+from benchmark.core.data import (CLASSES, DataError, fingerprint, find_batches_dir, load_cifar10, make_splits,
                             read_batch, stratified_take)
 
 
@@ -26,22 +26,22 @@ def test_stratified_take_is_seeded():
 
 
 def test_make_splits_disjoint_and_independent(tiny_cifar):
-    s = make_splits(tiny_cifar, val_size=100, train_size=200, val_subset=50, test_size=100, seed=3)
+    s = make_splits(tiny_cifar, n_val_holdout=100, n_train=200, n_val=50, n_test=100, seed=3)
     assert (len(s["train"]), len(s["val"]), len(s["test"])) == (200, 50, 100)
     assert s["train"].x.dtype == np.uint8 and s["train"].x.shape[1:] == (32, 32, 3)
     train_rows = {r.tobytes() for r in s["train"].x}
     assert not train_rows & {r.tobytes() for r in s["val"].x}
     # changing the training subset leaves val and test (and their cache keys) alone
-    t = make_splits(tiny_cifar, val_size=100, train_size=250, val_subset=50, test_size=100, seed=3)
+    t = make_splits(tiny_cifar, n_val_holdout=100, n_train=250, n_val=50, n_test=100, seed=3)
     assert s["val"].fingerprint == t["val"].fingerprint and s["test"].fingerprint == t["test"].fingerprint
     assert s["train"].fingerprint != t["train"].fingerprint
 
 
 def test_make_splits_rejects_sizes_larger_than_the_data(tiny_cifar):
     with pytest.raises(DataError, match="--train-size 1000 is larger than the data: at most 300"):
-        make_splits(tiny_cifar, val_size=100, train_size=1000)
+        make_splits(tiny_cifar, n_val_holdout=100, n_train=1000)
     with pytest.raises(DataError, match="--test-size"):
-        make_splits(tiny_cifar, val_size=100, test_size=201)
+        make_splits(tiny_cifar, n_val_holdout=100, n_test=201)
 
 
 def test_fingerprint_changes_with_one_pixel():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import backbones
-from benchmark.cache import FeatureCache
-from benchmark.extract import Extractor, extract_split, make_extractor
+from benchmark.core.store import Store
+from benchmark.core.extract import Extractor, extract_split, make_extractor
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_other_errors_are_not_swallowed(tiny_cifar):
 
 def test_extract_split_resumes_finished_chunks(tiny_extractor, tiny_cifar, tmp_path):
     _, fn = tiny_extractor
-    entry = FeatureCache(str(tmp_path)).features("MobileNetV3Small", 32, "train", {"data": "x"})
+    entry = Store(str(tmp_path)).features("MobileNetV3Small", 32, "train", {"data": "x"})
     images = tiny_cifar.x_train[:50]
     full, _, reused = extract_split(entry, Extractor(fn, 8), images, chunk_size=20)
     assert reused == 0 and full.dtype == np.float16 and full.shape[0] == 50
@@ -96,18 +96,18 @@ def test_memory_does_not_grow_with_the_number_of_images(tmp_path):
     At 128 px one upscaled float32 batch of 64 is 12.6 MB, so keeping the
     upscaled images of 6,000 would add 1.2 GB; the features add 7 MB.
     """
-    from benchmark import sysinfo
+    from benchmark.core import sysinfo
 
     if not sysinfo.reset_peak_rss():
         pytest.skip("this kernel does not allow resetting the peak-RSS mark")
     spec = backbones.get("MobileNetV3Small")
     fn = make_extractor(backbones.build_base(spec.name, 128, "random"), spec, 128)
     images = np.random.default_rng(0).integers(0, 256, (6000, 32, 32, 3)).astype(np.uint8)
-    extract_split(FeatureCache(str(tmp_path / "warm")).features(spec.name, 128, "train", {"n": 0}),
+    extract_split(Store(str(tmp_path / "warm")).features(spec.name, 128, "train", {"n": 0}),
                   Extractor(fn, 64), images[:128], chunk_size=1000)  # trace and allocate once
     peaks = []
     for n in (500, 6000):
-        entry = FeatureCache(str(tmp_path / str(n))).features(spec.name, 128, "train", {"n": n})
+        entry = Store(str(tmp_path / str(n))).features(spec.name, 128, "train", {"n": n})
         sysinfo.reset_peak_rss()
         features, _, _ = extract_split(entry, Extractor(fn, 64), images[:n], chunk_size=1000)
         assert features.shape == (n, spec.feature_dim)

@@ -1,7 +1,7 @@
 import pytest
 
 import backbones
-from benchmark.flops import count_flops, matmul_peak_gflops
+from benchmark.core.flops import count_flops, matmul_peak_gflops
 
 
 def test_dense_and_conv_counts_are_exact():

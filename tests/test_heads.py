@@ -1,7 +1,7 @@
 import numpy as np
 
-from benchmark.heads import HeadConfig, build_head, train_head
-from benchmark.metrics import bootstrap_ci, classification_report, confusion_matrix
+from benchmark.core.heads import HeadConfig, build_head, train_head
+from benchmark.core.metrics import bootstrap_ci, classification_report, confusion_matrix
 
 
 def _separable(n, seed):

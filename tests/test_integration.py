@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from benchmark.runner import RunConfig, Runner
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import Runner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -12,8 +13,8 @@ def test_real_mobilenetv2_is_far_above_chance(cifar_dir, weights_dir, tmp_path):
     # 2,000 training images at the default 128 px. Chance is 10%; the
     # lowest linear-head accuracy seen here was about 0.65, so 0.55 is an
     # honest bar that still fails for random or mis-preprocessed features.
-    config = RunConfig(backbones=["MobileNetV2"], sizes=[128], train_size=2000, val_size=500, test_size=1000,
-                       data_dir=cifar_dir, weights=weights_dir, cache_dir=str(tmp_path / "cache"),
+    config = RunConfig(backbones=("MobileNetV2",), img_sizes=(128,), n_train=2000, n_val=500, n_test=1000,
+                       data_dir=cifar_dir, weights_from=weights_dir, cache_dir=str(tmp_path / "cache"),
                        out=str(tmp_path / "results"))
     frame = Runner(config, echo=lambda *_: None).run()
     assert set(frame["head"]) == {"linear", "mlp"}

@@ -5,7 +5,7 @@ import pytest
 
 import backbones
 from backbones.rewrite import count_grouped_depthwise, grouped_to_depthwise
-from benchmark.extract import make_extractor
+from benchmark.core.extract import make_extractor
 
 
 def _images(n=8):

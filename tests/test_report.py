@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.results import load_environment, load_results
-from benchmark.runner import RunConfig, Runner
+from benchmark.core.results import best_rows, load_environment, load_results
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import Runner
 from report import build_report
 from report.build import facts
 from report.numbers import unsupported_numbers
@@ -27,9 +28,9 @@ def tiny_results(tiny_cifar_dir, tmp_path_factory):
     weights.mkdir()
     keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg") \
         .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
-    config = RunConfig(backbones=["MobileNetV2", "MobileNetV3Small"], sizes=[32, 40], train_size=200, val_size=50,
-                       test_size=100, val_holdout=100, data_dir=tiny_cifar_dir, weights=str(weights),
-                       cache_dir=str(root / "cache"), out=str(root / "results"), time_images=16, batch_size=16)
+    config = RunConfig(backbones=("MobileNetV2", "MobileNetV3Small"), img_sizes=(32, 40), n_train=200, n_val=50,
+                       n_test=100, n_val_holdout=100, data_dir=tiny_cifar_dir, weights_from=str(weights),
+                       cache_dir=str(root / "cache"), out=str(root / "results"), n_time_images=16, batch_size=16)
     Runner(config, echo=lambda *_: None).run()
     return str(root / "results")
 
@@ -135,7 +136,7 @@ def test_key_figure_labels_do_not_overlap_with_40_backbones():
     renderer = fig.canvas.get_renderer()
     texts = [t for t in fig.axes[0].texts]
     frame = pd.DataFrame(rows)
-    best = figures.best_rows(frame)
+    best = best_rows(frame)
     expected = figures._labels_to_draw(best, figures.pareto_front(best, "samples_per_sec", "test_acc"))
     assert len(texts) == len(expected) >= 5  # only the Pareto points and the best of each family
     boxes = [figures.text_box(t, renderer) for t in texts]
@@ -146,7 +147,8 @@ def test_key_figure_labels_do_not_overlap_with_40_backbones():
 
 def test_epoch_ratio_figure_and_text(tiny_results, tmp_path):
     """A real (tiny) `python -m benchmark.epoch_ratio` run adds Figure 7 and its numbers to the report."""
-    from benchmark.epoch_ratio import FILENAME, load_epoch_ratio, main
+    from benchmark.cli.epoch_ratio import main
+    from benchmark.core.results import EPOCH_RATIO_FILE, load_epoch_ratio
 
     results = tmp_path / "results"
     shutil.copytree(tiny_results, results)
@@ -155,7 +157,7 @@ def test_epoch_ratio_figure_and_text(tiny_results, tmp_path):
     measured = load_epoch_ratio(str(results))
     assert measured["n_images"] == 64 and len(measured["ratio"]["values"]) == 2
     assert all(v > 0 for v in measured["head_epoch_s"]["values"] + measured["end_to_end_epoch_s"]["values"])
-    assert sorted(os.listdir(results)).count(FILENAME) == 1
+    assert sorted(os.listdir(results)).count(EPOCH_RATIO_FILE) == 1
     page_path = build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)
     page = open(page_path).read()
     assert "fig7_epoch_ratio.png" in _images(page_path) and "Why cache" in page
@@ -168,7 +170,7 @@ def test_epoch_ratio_figure_and_text(tiny_results, tmp_path):
 
 
 def test_epoch_ratio_cli_rejects_bad_input(tmp_path, capsys):
-    from benchmark.epoch_ratio import main
+    from benchmark.cli.epoch_ratio import main
 
     assert main(["--backbone", "NoSuchNet", "--out", str(tmp_path)]) == 2
     assert "NoSuchNet" in capsys.readouterr().err

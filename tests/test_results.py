@@ -4,7 +4,7 @@ import os
 import pandas as pd
 import pytest
 
-from benchmark.results import COLUMNS, SCHEMA_VERSION, ResultsSchemaError, load_results, write_results
+from benchmark.core.results import COLUMNS, SCHEMA_VERSION, ResultsSchemaError, load_results, write_results
 
 ROW = {"model": "MobileNetV2", "img_size": 96, "head": "linear", "weights": "imagenet", "test_acc": 0.7,
        "per_class_acc": json.dumps([0.7] * 10), "train_size": 100}

@@ -156,7 +156,8 @@ def test_fine_tune_without_a_cut_is_a_clear_error(tiny_cifar_dir, tmp_path, caps
 
 
 def test_chooses_top_scorer_from_results(tmp_path):
-    from benchmark.results import write_results
+    from benchmark.core.results import write_results
+    from benchmark.transfer.select import choose_backbone
 
     rows = [
         {"model": "MobileNetV2", "img_size": 128, "head": "mlp", "weights": "imagenet", "val_acc": 0.7},
@@ -165,18 +166,18 @@ def test_chooses_top_scorer_from_results(tmp_path):
     ]
     write_results(rows, str(tmp_path))
     messages = []
-    assert _module().choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 299)
+    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 299)
     assert "native 299 px" in messages[-1]
-    assert _module().choose_backbone(str(tmp_path), None, "160", messages.append) == ("Xception", 160)
+    assert choose_backbone(str(tmp_path), None, "160", messages.append) == ("Xception", 160)
     assert "top scorer" in messages[0]
-    assert _module().choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299)
-    assert _module().choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 224)
+    assert choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299)
+    assert choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 224)
     with pytest.raises(ValueError, match="at least 71"):
-        _module().choose_backbone(str(tmp_path), "Xception", "64", messages.append)
+        choose_backbone(str(tmp_path), "Xception", "64", messages.append)
 
 
 def test_old_results_schema_is_a_clear_error(tmp_path, capsys):
-    from benchmark.results import write_results
+    from benchmark.core.results import write_results
 
     frame = write_results([{"model": "Xception", "img_size": 160, "head": "mlp", "weights": "imagenet",
                             "val_acc": 0.8}], str(tmp_path))
@@ -229,7 +230,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
 
 
 def test_ensemble_weights_and_member_size():
-    module = _module()
+    from benchmark.transfer import ensemble as module
     y = np.array([0, 1, 2, 3])
     main = np.array([[.9, .1, 0, 0], [.1, .9, 0, 0], [.5, 0, .4, .1], [.5, 0, 0, .45]])  # right on 2 of 4
     helpful = np.eye(4)[[0, 1, 2, 3]]           # right on all: the smallest weight that fixes both wins
@@ -241,7 +242,7 @@ def test_ensemble_weights_and_member_size():
 
 
 def test_default_members_skip_the_main_backbone_and_missing_weights(tmp_path):
-    module = _module()
+    from benchmark.transfer import ensemble as module
     (tmp_path / "MobileNet_notop_imagenet.weights.h5").write_bytes(b"")
     messages = []
     assert module.default_members("DenseNet121", str(tmp_path), messages.append) == ["MobileNet"]

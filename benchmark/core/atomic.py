@@ -7,10 +7,11 @@ half-written file, even when the writer is killed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
+
+from backbones import sha256_file
 
 
 @contextlib.contextmanager
@@ -76,14 +77,6 @@ def write_npz(path: str, **arrays) -> str:
     with atomic_open(path, "wb") as f:
         np.savez(f, **arrays)
     return sha256_file(path)
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def copy_file(src: str, dst: str) -> None:

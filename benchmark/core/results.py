@@ -135,3 +135,45 @@ def load_examples(out_dir: str) -> tuple:
 def load_environment(out_dir: str) -> dict:
     with open(os.path.join(out_dir, "environment.json")) as f:
         return json.load(f)
+
+
+# `python -m benchmark.epoch_ratio` writes this file beside the results; the report reads it.
+EPOCH_RATIO_FILE = "epoch_ratio.json"
+
+
+def load_epoch_ratio(out_dir: str) -> dict | None:
+    """The cached-head against end-to-end epoch measurement, or None when there is none."""
+    path = os.path.join(out_dir, EPOCH_RATIO_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+# -- the one rule for "the best row", used by the console, the report and 0-transfer.py --
+
+HEAD_ORDER = {"linear": 0, "mlp": 1}  # simpler first
+TOP_SCORER_RULE = ("the highest validation accuracy among rows with pretrained weights; ties go to the faster "
+                   "extraction (samples_per_sec), then the simpler head (linear before mlp), then the smaller "
+                   "input size, then the model name. Test accuracy is never used to choose.")
+
+
+def ranked(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scored rows (pretrained weights, a validation accuracy), best first by `TOP_SCORER_RULE`."""
+    scored = frame[(frame["weights"] == "imagenet") & frame["val_acc"].notna()]
+    order = scored.assign(_head=scored["head"].map(HEAD_ORDER).fillna(len(HEAD_ORDER)),
+                          _sps=scored["samples_per_sec"].fillna(0))
+    order = order.sort_values(["val_acc", "_sps", "_head", "img_size", "model"],
+                              ascending=[False, False, True, True, True], kind="stable")
+    return order.drop(columns=["_head", "_sps"])
+
+
+def top_scorer(frame: pd.DataFrame) -> pd.Series | None:
+    """The best row by `TOP_SCORER_RULE`, or None when no row has an accuracy."""
+    order = ranked(frame)
+    return None if order.empty else order.iloc[0]
+
+
+def best_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, img_size): its best head by `TOP_SCORER_RULE`, best first."""
+    return ranked(frame).drop_duplicates(["model", "img_size"]).reset_index(drop=True)

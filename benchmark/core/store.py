@@ -1,4 +1,4 @@
-"""On-disk cache of frozen-base features and of head results.
+"""The on-disk cache: frozen-base features, trained heads' results and finished model files.
 
 Layout under the cache root:
 
@@ -9,6 +9,7 @@ Layout under the cache root:
     heads/<key>.json                                   a trained head's metrics
     models/<key>.h5, models/<key>.json                 a finished model file (0-transfer.py) and its sidecar
 
+Feature entries have one writer, `benchmark.core.features.ensure_features`.
 The key is a sha256 over everything the features depend on: backbone, input
 size, weights identity (file sha256, "imagenet" or "random"), the data
 fingerprint of exactly the images extracted, and the pipeline version.
@@ -45,11 +46,10 @@ def default_cache_dir() -> str:
 
 def feature_key_parts(spec, weights, split, batch_size: int | None = None, precision: str = "fp32",
                       cut: str | None = None) -> dict:
-    """What one split's cached features depend on, beyond backbone, size and split name.
+    """What one split's cached features depend on, beyond backbone, img_size and split name.
 
-    Shared by the runner and 0-transfer.py, so either reuses the other's
-    features. `batch_size` only for timing entries; optional parts are left
-    out at their defaults, so older entries keep their keys.
+    `batch_size` only for timing entries; optional parts are left out at
+    their defaults, so older entries keep their keys (tests pin them).
     """
     parts = {"weights": weights.identity, "data": split.fingerprint, "batch_size": batch_size}
     if precision != "fp32":
@@ -100,13 +100,13 @@ class FeatureEntry:
 
     root: str
     backbone: str
-    size: int
+    img_size: int
     split: str
     key: str
 
     @property
     def stem(self) -> str:
-        return os.path.join(self.root, "features", self.backbone, f"{self.size}px-{self.split}-{self.key[:16]}")
+        return os.path.join(self.root, "features", self.backbone, f"{self.img_size}px-{self.split}-{self.key[:16]}")
 
     @property
     def npz_path(self) -> str:
@@ -170,8 +170,8 @@ class FeatureEntry:
         return found[0]["features"], found[1]["timing"]
 
 
-class FeatureCache:
-    """Cache root; hands out `FeatureEntry`s and stores head results."""
+class Store:
+    """The cache root: hands out `FeatureEntry`s, and stores head results and model files."""
 
     def __init__(self, root: str | None = None):
         self.root = os.path.abspath(root or default_cache_dir())
@@ -186,10 +186,12 @@ class FeatureCache:
                 f"Pass a writable folder to --cache-dir or set ${CACHE_ENV}."
             ) from err
 
-    def features(self, backbone: str, size: int, split: str, parts: dict) -> FeatureEntry:
-        key = make_key({**parts, "backbone": backbone, "size": int(size), "split": split,
+    def features(self, backbone: str, img_size: int, split: str, parts: dict) -> FeatureEntry:
+        """The entry of one split's features; `parts` from `feature_key_parts`."""
+        # "size" stays the key's word for pixels, so existing caches keep their keys.
+        key = make_key({**parts, "backbone": backbone, "size": int(img_size), "split": split,
                         "pipeline": PIPELINE_VERSION})
-        return FeatureEntry(self.root, backbone, int(size), split, key)
+        return FeatureEntry(self.root, backbone, int(img_size), split, key)
 
     def _head_path(self, key: str) -> str:
         return os.path.join(self.root, "heads", f"{key}.json")

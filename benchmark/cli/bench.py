@@ -9,10 +9,11 @@ import sys
 
 import backbones
 
-from .cache import CACHE_ENV, default_cache_dir
-from .data import DATA_ENV
-from .heads import HEADS
-from .runner import DEFAULT_SIZE, QUICK_SIZES, RunConfig
+from ..core.data import DATA_ENV
+from ..core.heads import HEADS
+from ..core.store import CACHE_ENV, default_cache_dir
+from ..run.config import DEFAULT_IMG_SIZE, QUICK, RunConfig
+from . import exit_code, start
 
 EPILOG = f"""
 examples:
@@ -62,16 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--pretrained", action="store_true",
                        help="only backbones whose weights file is in the weights folder")
     which.add_argument("--sizes", nargs="+", type=_size, metavar="SIZE",
-                       help=f"input sizes in pixels and/or 'native' (default: {DEFAULT_SIZE}; "
+                       help=f"input sizes in pixels and/or 'native' (default: {DEFAULT_IMG_SIZE}; "
                             f"with --full: native)")
     which.add_argument("--list", action="store_true", help="print the registry and exit")
     data = p.add_argument_group("data")
     data.add_argument("--train-size", type=_positive_int,
-                      help=f"stratified training subset (default {QUICK_SIZES['train']}; --full: all 45000)")
+                      help=f"stratified training subset (default {QUICK['n_train']}; --full: all 45000)")
     data.add_argument("--val-size", type=_positive_int,
-                      help=f"stratified subset of the 5000 validation images (default {QUICK_SIZES['val']})")
+                      help=f"stratified subset of the 5000 validation images (default {QUICK['n_val']})")
     data.add_argument("--test-size", type=_positive_int,
-                      help=f"stratified test subset (default {QUICK_SIZES['test']}; --full: all 10000)")
+                      help=f"stratified test subset (default {QUICK['n_test']}; --full: all 10000)")
     data.add_argument("--val-holdout", type=_positive_int, default=5000,
                       help="training images held out as the validation split (default 5000)")
     data.add_argument("--full", action="store_true", help="the complete protocol: 45000/5000/10000 images")
@@ -133,21 +134,21 @@ def config_from_args(args) -> RunConfig:
         raise ValueError("no backbone left to run after --exclude/--pretrained")
     full = args.full
     return RunConfig(
-        backbones=names,
-        sizes=args.sizes or (["native"] if full else [DEFAULT_SIZE]),
-        train_size=args.train_size or (None if full else QUICK_SIZES["train"]),
-        val_size=args.val_size or (None if full else QUICK_SIZES["val"]),
-        test_size=args.test_size or (None if full else QUICK_SIZES["test"]),
-        val_holdout=args.val_holdout,
+        backbones=tuple(names),
+        img_sizes=tuple(args.sizes or (["native"] if full else [DEFAULT_IMG_SIZE])),
+        n_train=args.train_size or (None if full else QUICK["n_train"]),
+        n_val=args.val_size or (None if full else QUICK["n_val"]),
+        n_test=args.test_size or (None if full else QUICK["n_test"]),
+        n_val_holdout=args.val_holdout,
         data_dir=args.data_dir,
-        weights=args.weights_dir,
+        weights_from=args.weights_dir,
         cache_dir=args.cache_dir,
         out=args.out,
         batch_size=args.batch_size,
         seed=args.seed,
         time_only=args.time_only,
         heads=tuple(args.heads),
-        time_images=args.time_images * (4 if full else 1),
+        n_time_images=args.time_images * (4 if full else 1),
         chunk_size=args.chunk_size,
         precision=args.precision,
         isolate=not args.no_isolate,
@@ -155,43 +156,33 @@ def config_from_args(args) -> RunConfig:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if hasattr(sys.stdout, "reconfigure"):  # progress reaches a redirected log as it happens, not at exit
-        sys.stdout.reconfigure(line_buffering=True)
+    start()
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .data import DataError
-    from .results import ResultsSchemaError
+    args = build_parser().parse_args(argv)
 
-    user_errors = (ValueError, FileNotFoundError, PermissionError, backbones.UnknownBackboneError,
-                   DataError, ResultsSchemaError)
-    try:
+    def work() -> int:
         if args.list:
             print_registry(args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV))
             return 0
         config = config_from_args(args)
-        from .runner import Runner
+        from report import build_report
+
+        from ..run.runner import Runner
 
         frame = Runner(config).run()
         print_summary(frame)
         if not args.no_report:
-            from report import build_report
-
             build_report(config.out, args.report_dir or os.path.join(config.out, "report"))
         return 0
-    except user_errors as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `--list | head`
-        return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished backbones are in the results and cache; "
-              "rerun the same command to resume.", file=sys.stderr)
-        return 130
+
+    return exit_code(work, "interrupted: finished backbones are in the results and cache; "
+                           "rerun the same command to resume.")
 
 
 def print_summary(frame, echo=print) -> None:
+    """The rows by test accuracy, then the top scorer by the shared rule (`benchmark.core.results.top_scorer`)."""
+    from ..core.results import top_scorer
+
     if frame is None or frame.empty:
         return
     cols = ["model", "img_size", "precision", "head", "weights", "samples_per_sec", "val_acc", "test_acc",
@@ -199,3 +190,8 @@ def print_summary(frame, echo=print) -> None:
     table = frame[cols].sort_values(["test_acc", "samples_per_sec"], ascending=False, na_position="last")
     echo("")
     echo(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))
+    top = top_scorer(frame)
+    if top is not None:
+        echo(f"\nTop scorer (best validation accuracy; ties: faster, then simpler head): {top['model']} at "
+             f"{int(top['img_size'])} px, {top['head']} head, validation {top['val_acc']:.3f}, test "
+             f"{top['test_acc']:.3f} (95% CI {top['test_ci_low']:.3f}-{top['test_ci_high']:.3f}).")

@@ -5,6 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Share of correct predictions; `predicted` is class ids (N,) or probabilities (N, classes)."""
+    predicted = np.asarray(predicted)
+    predicted = predicted.argmax(axis=1) if predicted.ndim == 2 else predicted
+    return float((predicted == np.asarray(labels)).mean())
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
     """int64 (n_classes, n_classes): rows are true labels, columns predictions."""
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)

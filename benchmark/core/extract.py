@@ -17,7 +17,7 @@ import numpy as np
 
 from backbones import BackboneSpec
 
-from .cache import FeatureEntry
+from .store import FeatureEntry
 
 # Features are written in chunks of this many images, so an interrupted
 # extraction redoes at most one chunk.

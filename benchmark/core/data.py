@@ -199,43 +199,85 @@ class Split:
 def make_splits(
     data: Cifar10,
     *,
-    val_size: int = 5000,
-    train_size: int | None = None,
-    val_subset: int | None = None,
-    test_size: int | None = None,
+    n_val_holdout: int = 5000,
+    n_train: int | None = None,
+    n_val: int | None = None,
+    n_test: int | None = None,
     seed: int = 0,
 ) -> dict[str, Split]:
     """The train/val/test protocol.
 
-    A stratified, seeded `val_size` images are held out of the 50,000
-    training images; the rest are the training pool. `train_size`,
-    `val_subset` and `test_size` then take stratified subsets of the pool,
-    the validation images and the 10,000 test images (None keeps all).
+    A stratified, seeded `n_val_holdout` images are held out of the 50,000
+    training images; the rest are the training pool. `n_train`, `n_val` and
+    `n_test` then take stratified subsets of the pool, of the held-out
+    validation images and of the 10,000 test images (None keeps all).
 
     Returns:
         {"train": Split, "val": Split, "test": Split}.
 
     Raises:
-        DataError: when a requested size exceeds what is available.
+        DataError: naming the flag whose value does not fit the data.
     """
-    n_train = len(data.y_train)
-    if not 0 < val_size < n_train:
-        raise DataError(f"--val-size must be between 1 and {n_train - 1}; got {val_size}")
-    pool_size = n_train - val_size
-    for flag, want, have in (("--train-size", train_size, pool_size), ("--val-size", val_subset, val_size),
-                             ("--test-size", test_size, len(data.y_test))):
-        if want is not None and not 0 < want <= have:
+    n_pool = len(data.y_train)
+    if not 0 < n_val_holdout < n_pool:
+        raise DataError(f"--val-holdout must be between 1 and {n_pool - 1}; got {n_val_holdout}")
+    for flag, want, have in (("--train-size", n_train, n_pool - n_val_holdout),
+                             ("--val-size", n_val, n_val_holdout), ("--test-size", n_test, len(data.y_test))):
+        if want is not None and want <= 0:
+            raise DataError(f"{flag} must be a positive number of images; got {want}")
+        if want is not None and want > have:
             raise DataError(f"{flag} {want} is larger than the data: at most {have} images are available")
     # One generator per part, so changing one size leaves the other parts
     # (and their cached features) as they were.
     rngs = [np.random.default_rng([seed, part]) for part in range(4)]
-    val_idx = stratified_take(data.y_train, val_size, rngs[0])
-    pool_idx = np.setdiff1d(np.arange(n_train), val_idx)
-    train_idx = pool_idx[stratified_take(data.y_train[pool_idx], train_size, rngs[1])]
-    val_idx = val_idx[stratified_take(data.y_train[val_idx], val_subset, rngs[2])]
-    test_idx = stratified_take(data.y_test, test_size, rngs[3])
+    val_idx = stratified_take(data.y_train, n_val_holdout, rngs[0])
+    pool_idx = np.setdiff1d(np.arange(n_pool), val_idx)
+    train_idx = pool_idx[stratified_take(data.y_train[pool_idx], n_train, rngs[1])]
+    val_idx = val_idx[stratified_take(data.y_train[val_idx], n_val, rngs[2])]
+    test_idx = stratified_take(data.y_test, n_test, rngs[3])
     return {
         "train": Split("train", data.x_train[train_idx], data.y_train[train_idx]),
         "val": Split("val", data.x_train[val_idx], data.y_train[val_idx]),
         "test": Split("test", data.x_test[test_idx], data.y_test[test_idx]),
     }
+
+
+def splits_fingerprint(splits: dict[str, Split]) -> str:
+    """One sha256 over every split's images and labels, in order: the identity of a run's data."""
+    return fingerprint(*(a for s in splits.values() for a in (s.x, s.y)))
+
+
+@dataclass(frozen=True)
+class SplitRecipe:
+    """How to rebuild a run's splits: plain data, so a worker process (or another
+    machine) can make exactly the images the runner planned for.
+
+    Attributes:
+        data_dir: a `cifar-10-batches-py` folder (or its parent); None means
+            `$CIFAR10_DIR`, else the `keras.datasets` download.
+        n_val_holdout, n_train, n_val, n_test, seed: as in `make_splits`.
+    """
+
+    data_dir: str | None = None
+    n_val_holdout: int = 5000
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    seed: int = 0
+
+    def make(self, data: Cifar10 | None = None) -> dict[str, Split]:
+        """The splits, from `data` when given, else loaded from `data_dir`."""
+        data = data if data is not None else load_cifar10(self.data_dir)
+        return make_splits(data, n_val_holdout=self.n_val_holdout, n_train=self.n_train, n_val=self.n_val,
+                           n_test=self.n_test, seed=self.seed)
+
+
+def timing_split(train: Split, n_images: int) -> Split:
+    """The first `n_images` training images, for timing-only rows."""
+    n = min(len(train), n_images)
+    return Split("timing", train.x[:n], train.y[:n])
+
+
+def mirrored(split: Split) -> Split:
+    """`split` flipped left-right, named `<name>-flip`: a free augmentation, cached like the rest."""
+    return Split(f"{split.name}-flip", np.ascontiguousarray(split.x[:, :, ::-1]), split.y)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .metrics import classification_report
+from .metrics import accuracy, classification_report
 
 HEADS = ("linear", "mlp")
 # Bump when training changes, so cached head results are retrained.
@@ -109,7 +109,7 @@ def train_head(config: HeadConfig, train: tuple, val: tuple, test: tuple, seed: 
     test_pred = model.predict(np.asarray(test[0], np.float32), batch_size=1024, verbose=0).argmax(axis=1)
     report = classification_report(test[1], test_pred, seed=seed)
     return {
-        "val_acc": float((val_pred == val[1]).mean()),
+        "val_acc": accuracy(val_pred, val[1]),
         "test_acc": report["accuracy"],
         "test_ci_low": report["ci_low"],
         "test_ci_high": report["ci_high"],

@@ -1,0 +1,49 @@
+"""What a benchmark run depends on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.extract import CHUNK_SIZE
+from ..core.heads import HEADS
+
+DEFAULT_IMG_SIZE = 128  # the quick default: accuracy grows with size, but so does the time
+QUICK = {"n_train": 2000, "n_val": 500, "n_test": 2000}  # image counts of the quick protocol
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on.
+
+    Attributes:
+        backbones: registry names.
+        img_sizes: input sizes, pixels or "native".
+        n_train, n_val, n_test: stratified subsets of the training pool, of the
+            held-out validation images and of the test images (None: all).
+        n_val_holdout: training images held out as the validation split.
+        weights_from: a weights folder, "imagenet", "random", or None for
+            `$BACKBONE_WEIGHTS_DIR` (else "imagenet").
+        n_time_images, time_budget_s: images and seconds for timing-only rows.
+        isolate: extract each (backbone, img_size) in a fresh worker process
+            (the command line's default).
+    """
+
+    backbones: tuple
+    img_sizes: tuple = (DEFAULT_IMG_SIZE,)
+    n_train: int | None = QUICK["n_train"]
+    n_val: int | None = QUICK["n_val"]
+    n_test: int | None = QUICK["n_test"]
+    n_val_holdout: int = 5000
+    data_dir: str | None = None
+    weights_from: str | None = None
+    cache_dir: str | None = None
+    out: str = "results"
+    batch_size: int = 32
+    seed: int = 0
+    time_only: bool = False
+    heads: tuple = HEADS
+    n_time_images: int = 64
+    time_budget_s: float = 10.0
+    chunk_size: int = CHUNK_SIZE
+    precision: str = "fp32"  # "bf16": Keras mixed_bfloat16 for the base
+    isolate: bool = False

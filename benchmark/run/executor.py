@@ -1,0 +1,98 @@
+"""Executors: where an `ExtractJob` runs. The interface is one method,
+`submit(job) -> concurrent.futures.Future` of the worker's report, so another
+engine (a cluster scheduler) needs only an adapter of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import Future
+
+from ..core.data import Split
+from ..core.features import ExtractJob
+from .worker import run_job
+
+# The folder that holds the `benchmark` package, so a worker imports the same code from any working folder.
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class JobFailed(RuntimeError):
+    """A job's worker failed; `error_type` names the worker's exception class."""
+
+    def __init__(self, message: str, error_type: str = "", host: str | None = None):
+        super().__init__(message)
+        self.error_type, self.host = error_type, host
+
+
+def is_download_failure(err: BaseException) -> bool:
+    """True for a failed ImageNet download, raised in this process or reported by a worker."""
+    return type(err).__name__ == "WeightsUnavailable" or getattr(err, "error_type", "") == "WeightsUnavailable"
+
+
+class InlineExecutor:
+    """Runs each job in this process, on the images the runner already holds (`--no-isolate`)."""
+
+    def __init__(self, splits: dict[str, Split], echo=print):
+        self.splits, self.echo = splits, echo
+
+    def submit(self, job: ExtractJob) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(run_job(job, self.splits, self.echo))
+        except Exception as err:
+            future.set_exception(err)
+        return future
+
+
+class ProcessExecutor:
+    """One fresh `python -m benchmark.run.worker` process per job, one at a time (the default).
+
+    The worker's output goes to this process's stdout and stderr. On Ctrl-C the
+    worker (same process group) stops too, its finished chunks stay in the
+    cache, and the KeyboardInterrupt goes on to the caller.
+    """
+
+    def submit(self, job: ExtractJob) -> Future:
+        future: Future = Future()
+        with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
+            report_path = os.path.join(tmp, "report.json")
+            code = _wait(subprocess.Popen([sys.executable, "-m", "benchmark.run.worker", json.dumps(job.as_dict()),
+                                           report_path], env=_worker_env()))
+            report = _read(report_path)
+        if report is not None and report.get("ok"):
+            future.set_result(report)
+        elif report is not None:
+            future.set_exception(JobFailed(f"extracting {job.backbone} @{job.img_size}px failed on "
+                                           f"{report.get('host')}: {report.get('error')}",
+                                           report.get("error_type", ""), report.get("host")))
+        else:
+            future.set_exception(JobFailed(f"extracting {job.backbone} @{job.img_size}px failed in its worker "
+                                           f"process (exit code {code}; its output is above). Rerun with "
+                                           f"--no-isolate to run it in this process."))
+        return future
+
+
+def _wait(process: subprocess.Popen) -> int:
+    try:
+        return process.wait()
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+
+
+def _read(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _worker_env() -> dict:
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": _PROJECT_ROOT + (os.pathsep + path if path else "")}

@@ -1,0 +1,56 @@
+"""Result rows from one (backbone, img_size): the measurement columns, then one row per head."""
+
+from __future__ import annotations
+
+import json
+
+import backbones
+
+from ..core.features import FeatureSet, summed_timing
+from .config import RunConfig
+
+
+def _round(value, digits):
+    return round(value, digits) if value else None
+
+
+def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbones.WeightsSource,
+                    sets: dict[str, FeatureSet], config: RunConfig, n_images: dict, data_fingerprint: str,
+                    from_cache: bool) -> dict:
+    """The columns every row of this (backbone, img_size) shares: speed, memory, FLOPs, data."""
+    timing = summed_timing(sets)
+    meta = next(iter(sets.values())).meta
+    sps, flops, peak = timing.samples_per_sec, meta.get("flops_per_img"), meta.get("matmul_peak_gflops")
+    gflops = flops * sps / 1e9 if flops and sps else None
+    peak_rss = max((found.meta.get("peak_rss_mb") or 0) for found in sets.values()) or None
+    return {
+        "model": spec.name, "img_size": img_size, "precision": config.precision, "weights": weights.label,
+        "family": spec.family, "param_count": spec.param_count, "feature_dim": spec.feature_dim,
+        "imagenet_top1": spec.imagenet_top1,
+        "samples_per_sec": _round(sps, 3), "ms_per_img": _round(1000 / sps if sps else None, 3),
+        "images_timed": timing.images_timed, "extract_wall_s": round(timing.wall_s, 3),
+        "batch_size": timing.batch_size, "peak_rss_mb": _round(peak_rss, 1),
+        "gflops_per_img": _round(flops / 1e9 if flops else None, 4), "gflops_per_sec": _round(gflops, 2),
+        "matmul_peak_gflops": _round(peak, 1),
+        "pct_of_peak": _round(100 * gflops / peak if gflops and peak else None, 1),
+        "train_size": n_images["train"], "val_size": n_images["val"], "test_size": n_images["test"],
+        "from_cache": from_cache, "seed": config.seed, "weights_id": weights.identity,
+        "data_fingerprint": data_fingerprint,
+    }
+
+
+def timing_only_row(shared: dict) -> dict:
+    """A row without a head: no images were scored."""
+    return {**shared, "head": "none", "train_size": None, "val_size": None, "test_size": None}
+
+
+def head_row(shared: dict, kind: str, result: dict) -> dict:
+    """A row for one trained head (`benchmark.core.heads.train_head`'s result)."""
+    return {**shared, "head": kind, "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
+            "test_ci_low": round(result["test_ci_low"], 4), "test_ci_high": round(result["test_ci_high"], 4),
+            "head_epochs": result["epochs"], "head_train_s": round(result["head_train_s"], 3),
+            "per_class_acc": _json(result["per_class_acc"]), "confusion": _json(result["confusion"])}
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))

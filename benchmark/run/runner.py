@@ -1,0 +1,194 @@
+"""The benchmark runner: for each (backbone, img_size) get features, train heads, write rows.
+
+Features come from `ensure_features`, through an executor (a fresh worker
+process per job by default). Every expensive result is cached (features per
+split, head metrics), and the results table is rewritten atomically after
+each backbone, so a rerun of the same command rebuilds the same table
+without building any model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+import backbones
+
+from ..core import sysinfo
+from ..core.atomic import probe_writable
+from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
+from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features
+from ..core.flops import matmul_peak_gflops
+from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
+from ..core.progress import format_duration
+from ..core.results import N_EXAMPLES, write_examples, write_results
+from ..core.store import Store
+from .config import RunConfig
+from .executor import InlineExecutor, ProcessExecutor, is_download_failure
+from .plan import plan
+from .rows import head_row, measurement_row, timing_only_row
+
+log = logging.getLogger("benchmark")
+SCORED = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run's setup, made once by the runner: the plan, the images, the weights and the environment."""
+
+    pairs: list
+    splits: dict[str, Split]
+    recipe: SplitRecipe
+    data_fingerprint: str
+    weights: dict[str, backbones.WeightsSource]
+    environment: dict
+
+
+def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
+    """Checks the request and the folders, loads the data and resolves every backbone's weights."""
+    backbones.check_precision(config.precision)
+    pairs = plan(config)
+    store.check_writable()
+    check_writable_dir(config.out, "--out")
+    echo(f"Loading CIFAR-10 from {config.data_dir or os.environ.get('CIFAR10_DIR') or 'keras.datasets'} ...")
+    data = load_cifar10(config.data_dir)
+    recipe = SplitRecipe(data_dir=None if data.source == "keras.datasets" else data.source,
+                         n_val_holdout=config.n_val_holdout, n_train=config.n_train, n_val=config.n_val,
+                         n_test=config.n_test, seed=config.seed)
+    splits = recipe.make(data)
+    n = {name: len(split) for name, split in splits.items()}
+    echo(f"Splits: train {n['train']}, val {n['val']}, test {n['test']} (seed {config.seed})"
+         + ("  [lossy JPEG copy of CIFAR-10]" if data.lossy_jpeg else ""))
+    weights = {spec.name: backbones.resolve_weights(spec.name, config.weights_from) for spec, _ in pairs}
+    random = sorted({name for name, w in weights.items() if not w.pretrained})
+    if random and not config.time_only:
+        where = config.weights_from or os.environ.get(backbones.WEIGHTS_ENV) or "the request"
+        echo(f"No pretrained weights for {len(random)} of {len(weights)} backbones in {where}: "
+             f"they are timed with random weights and their accuracy is left empty.")
+    environment = {
+        **sysinfo.environment(), "data_source": data.source, "data_lossy_jpeg": data.lossy_jpeg,
+        "config": vars(config), "heads": {kind: HeadConfig(kind=kind).as_dict() for kind in HEADS},
+        "schema": "one row per (model, img_size, head); see benchmark/core/results.py COLUMNS",
+    }
+    return Prepared(pairs, splits, recipe, splits_fingerprint(splits), weights, environment)
+
+
+class Runner:
+    """Runs a `RunConfig`; `run()` returns the results DataFrame."""
+
+    def __init__(self, config: RunConfig, echo=print, executor=None):
+        self.config, self.echo = config, echo
+        self.store = Store(config.cache_dir)
+        self.executor = executor  # None: chosen in run(), once the images are loaded
+        self._peak: float | None = None
+
+    def matmul_peak(self) -> float:
+        """fp32 matmul GFLOP/s of this machine, measured once per run when first needed."""
+        if self._peak is None:
+            self._peak = matmul_peak_gflops()
+            self.echo(f"Measured fp32 matmul peak: {self._peak:.1f} GFLOP/s")
+        return self._peak
+
+    def run(self):
+        prepared = prepare(self.config, self.store, self.echo)
+        if self.executor is None:
+            self.executor = ProcessExecutor() if self.config.isolate else InlineExecutor(prepared.splits, self.echo)
+        t_start, rows, predictions, frame = time.perf_counter(), [], {}, None
+        for i, (spec, img_size) in enumerate(prepared.pairs, 1):
+            prefix = f"[{i}/{len(prepared.pairs)}] {spec.name} @{img_size}px" + (
+                f" {self.config.precision}" if self.config.precision != "fp32" else "")
+            t0 = time.perf_counter()
+            pair_rows = self.run_pair(prepared, spec, img_size, prefix, predictions)
+            rows.extend(pair_rows)
+            frame = write_results(rows, self.config.out, prepared.environment)
+            write_examples(self.config.out, prepared.splits["test"], predictions)
+            accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in pair_rows if r.get("test_acc") is not None)
+            self.echo(f"{prefix}  {pair_rows[0]['samples_per_sec'] or float('nan'):.1f} img/s"
+                      + (f"  test acc: {accs}" if accs else "  (timing only)")
+                      + f"  [{format_duration(time.perf_counter() - t0)}]")
+        self.echo(f"Finished {len(prepared.pairs)} backbone/size pairs in "
+                  f"{format_duration(time.perf_counter() - t_start)}. "
+                  f"Results: {os.path.join(self.config.out, 'results.csv')}")
+        return frame
+
+    def run_pair(self, prepared: Prepared, spec, img_size: int, prefix: str, predictions: dict) -> list[dict]:
+        """The rows of one (backbone, img_size); adds its heads' test predictions to `predictions`."""
+        weights = prepared.weights[spec.name]
+        sets, from_cache, weights = self.features(prepared, spec, img_size, weights, prefix)
+        n_images = {name: len(prepared.splits[name]) for name in SCORED}
+        shared = measurement_row(spec, img_size, weights, sets, self.config, n_images, prepared.data_fingerprint,
+                                 from_cache)
+        if TIMING in sets:
+            return [timing_only_row(shared)]
+        rows = []
+        for kind in self.config.heads:
+            result = self.head(kind, sets, prepared.splits)
+            predictions[f"{spec.name}|{img_size}|{kind}"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
+            rows.append(head_row(shared, kind, result))
+        return rows
+
+    def job(self, prepared: Prepared, spec, img_size: int, weights, prefix: str) -> ExtractJob:
+        cfg = self.config
+        scored = weights.pretrained and not cfg.time_only
+        return ExtractJob(spec.name, img_size, weights, splits=SCORED if scored else (TIMING,), data=prepared.recipe,
+                          cache_dir=self.store.root, data_fingerprint=prepared.data_fingerprint,
+                          precision=cfg.precision, batch_size=cfg.batch_size, chunk_size=cfg.chunk_size,
+                          n_time_images=cfg.n_time_images, time_budget_s=cfg.time_budget_s, label=prefix)
+
+    def features(self, prepared: Prepared, spec, img_size: int, weights, prefix: str):
+        """`(sets, from_cache, weights)`: the pair's features, made by the executor where missing.
+
+        A failed ImageNet download falls back to random weights: the
+        backbone is still timed, and its accuracy is left empty.
+        """
+        job = self.job(prepared, spec, img_size, weights, prefix)
+        sets = cached_features(job, prepared.splits, self.store)
+        if all(found is not None for found in sets.values()):
+            self.echo(f"{prefix}  features from cache")
+            return sets, True, weights
+        try:
+            return self.make(job, prepared), False, weights
+        except Exception as err:
+            if not (is_download_failure(err) and weights.kind == "imagenet"):
+                raise
+            log.warning("%s; timing it with random weights, accuracy left empty. Offline, use --weights-dir.", err)
+        random = backbones.WeightsSource("random")
+        return self.make(self.job(prepared, spec, img_size, random, prefix), prepared), False, random
+
+    def make(self, job: ExtractJob, prepared: Prepared) -> dict[str, FeatureSet]:
+        """Runs `job` on the executor, then reads what it cached."""
+        job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
+        self.executor.submit(job).result()
+        sets = cached_features(job, prepared.splits, self.store)
+        missing = [name for name, found in sets.items() if found is None]
+        if missing:
+            raise RuntimeError(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks "
+                               f"{', '.join(missing)}: is {self.store.root} the same folder for the worker?")
+        return sets
+
+    def head(self, kind: str, sets: dict[str, FeatureSet], splits: dict[str, Split]) -> dict:
+        """A trained head's measurements, from the head cache when the same features were scored before."""
+        config = HeadConfig(kind=kind)
+        key = {"features": {name: sets[name].key for name in SCORED}, "head": config.as_dict(),
+               "seed": self.config.seed, "version": HEAD_VERSION}
+        cached = self.store.load_head(key)
+        if cached is not None:
+            return cached
+        train, val, test = ((sets[name].features, splits[name].y) for name in SCORED)
+        result = train_head(config, train, val, test, seed=self.config.seed)
+        self.store.save_head(key, result)
+        return result
+
+
+def check_writable_dir(path: str, flag: str) -> None:
+    """Raises PermissionError naming `flag` when `path` cannot be written."""
+    try:
+        probe_writable(path)
+    except OSError as err:
+        raise PermissionError(f"{flag} folder {path!r} is not writable ({err.strerror or err}); "
+                              f"pass a writable folder to {flag}.") from err
