@@ -99,6 +99,18 @@ def _engine_text(frame: pd.DataFrame, cfg: dict) -> str:
     return text
 
 
+def _mixed_hardware(frame: pd.DataFrame) -> str:
+    """A warning when the rows were extracted on more than one device (a cluster sweep)."""
+    devices = sorted(frame["device"].dropna().unique()) if "device" in frame else []
+    if len(devices) < 2:
+        return ""
+    hosts = sorted(frame["host"].dropna().unique())
+    return (f"<p><b>Mixed hardware.</b> These rows were extracted on {len(hosts)} hosts with different devices "
+            f"({_e('; '.join(devices))}). Throughputs, GFLOP/s and % of peak are each measured against the device "
+            f"that did the work (see the host and device columns), so speeds from different devices are not "
+            f"comparable with each other on one axis.</p>")
+
+
 def facts(results_dir: str) -> dict:
     """Everything besides results.csv that the page may quote numbers from."""
     return {**load_environment(results_dir), "epoch_ratio": load_epoch_ratio(results_dir)}
@@ -192,7 +204,7 @@ def paper(frame: pd.DataFrame, env: dict) -> str:
         "of images, with a checksum, and reused by later runs; heads are trained on the cached features.</p>",
         f"<h3>Heads and hyperparameters</h3><p>{head_txt} Test accuracy is reported with a percentile bootstrap "
         f"95% interval.</p>",
-        f"<h3>Hardware and software</h3><p>{hw}</p>",
+        f"<h3>Hardware and software</h3><p>{hw}</p>{_mixed_hardware(frame)}",
         "<h2>Results</h2>",
         f"<p>{headline}{fastest_txt} Table 1 lists every backbone with pretrained weights; Table 2 the "
         f"extraction speed of all.</p>",

@@ -110,7 +110,7 @@ def test_ensure_features_then_cached(tiny_cifar, tmp_path):
     made = ensure_features(job, splits, echo=lambda *_: None)
     assert [found.from_cache for found in made.values()] == [False] * 3
     assert made["train-flip"].features.shape == (60, 576) and made["train"].meta.keys() >= {
-        "timing", "peak_rss_mb", "flops_per_img", "matmul_peak_gflops", "host"}
+        "timing", "peak_rss_mb", "flops_per_img", "matmul_peak_gflops", "host", "device"}
     again = ensure_features(job, splits, echo=lambda *_: None)
     assert all(found.from_cache for found in again.values())
     np.testing.assert_array_equal(again["val"].features, made["val"].features)

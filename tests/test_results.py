@@ -45,10 +45,21 @@ def test_older_schema_is_refused_with_advice(tmp_path):
 def test_schema_2_is_read_as_fp32(tmp_path):
     # schema 2 is schema 3 without the precision column (all its rows were fp32)
     frame = write_results([ROW, TIMING_ROW], str(tmp_path))
-    frame.drop(columns=["precision"]).assign(schema_version=2).to_csv(tmp_path / "results.csv", index=False)
+    frame.drop(columns=["precision", "host", "device"]).assign(schema_version=2) \
+        .to_csv(tmp_path / "results.csv", index=False)
     loaded = load_results(str(tmp_path))
     assert list(loaded.columns) == list(COLUMNS)
     assert list(loaded["precision"]) == ["fp32", "fp32"] and (loaded["schema_version"] == SCHEMA_VERSION).all()
+    assert loaded["host"].isna().all()
+
+
+def test_schema_3_is_read_with_unknown_host_and_device(tmp_path):
+    # schema 3 is schema 4 without the host and device columns
+    frame = write_results([ROW, TIMING_ROW], str(tmp_path))
+    frame.drop(columns=["host", "device"]).assign(schema_version=3).to_csv(tmp_path / "results.csv", index=False)
+    loaded = load_results(str(tmp_path))
+    assert list(loaded.columns) == list(COLUMNS) and (loaded["schema_version"] == SCHEMA_VERSION).all()
+    assert loaded["host"].isna().all() and loaded["device"].isna().all()
 
 
 def test_missing_results_file(tmp_path):

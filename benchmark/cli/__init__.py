@@ -19,8 +19,8 @@ from ..core.data import DataError
 from ..core.results import ResultsSchemaError
 
 # Errors a user can fix from the message alone: no traceback, exit code 2.
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, backbones.UnknownBackboneError, DataError,
-               ResultsSchemaError)
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, ConnectionError, backbones.UnknownBackboneError,
+               DataError, ResultsSchemaError)
 
 
 def start() -> None:

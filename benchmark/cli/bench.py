@@ -12,7 +12,7 @@ import backbones
 from ..core.data import DATA_ENV
 from ..core.heads import HEADS
 from ..core.store import CACHE_ENV, default_cache_dir
-from ..run.config import DEFAULT_IMG_SIZE, QUICK, RunConfig
+from ..run.config import DEFAULT_IMG_SIZE, QUICK, RunConfig, parse_executor
 from . import exit_code, start
 
 EPILOG = f"""
@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-isolate", action="store_true",
                      help="extract every backbone in this process instead of one fresh process each (saves "
                           "~5 s of start-up per backbone; peak RSS and timings then carry over between backbones)")
+    run.add_argument("--executor", default="local",
+                     help="where extraction jobs run: local (default: a worker process each, one at a time), "
+                          "dask-local:N (a local Dask cluster of N workers), dask-local:gpus (one worker per "
+                          "visible GPU), dask://HOST:PORT or tls://HOST:PORT (a running Dask scheduler; needs "
+                          "pip install -r requirements-dask.txt)")
+    run.add_argument("--plan", type=_positive_int, metavar="N",
+                     help="estimate the wall time of --all --full on N workers like this machine, from the "
+                          "throughputs in OUT/results.csv, and exit")
     run.add_argument("--chunk-size", type=_positive_int, default=2048,
                      help="images per saved chunk; an interrupted extraction redoes at most one (default 2048)")
     return p
@@ -133,6 +141,10 @@ def config_from_args(args) -> RunConfig:
     if not names:
         raise ValueError("no backbone left to run after --exclude/--pretrained")
     full = args.full
+    if args.executor != "local" and args.no_isolate:
+        raise ValueError("--no-isolate runs every job in this process; it cannot go with --executor "
+                         f"{args.executor}")
+    parse_executor(args.executor)  # a bad value fails before the data is loaded
     return RunConfig(
         backbones=tuple(names),
         img_sizes=tuple(args.sizes or (["native"] if full else [DEFAULT_IMG_SIZE])),
@@ -152,6 +164,7 @@ def config_from_args(args) -> RunConfig:
         chunk_size=args.chunk_size,
         precision=args.precision,
         isolate=not args.no_isolate,
+        executor=args.executor,
     )
 
 
@@ -164,19 +177,48 @@ def main(argv=None) -> int:
         if args.list:
             print_registry(args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV))
             return 0
+        if args.plan:
+            print_plan(args.out, args.plan)
+            return 0
         config = config_from_args(args)
         from report import build_report
 
         from ..run.runner import Runner
 
-        frame = Runner(config).run()
+        runner = Runner(config)
+        frame = runner.run()
         print_summary(frame)
-        if not args.no_report:
+        if not args.no_report and frame is not None:
             build_report(config.out, args.report_dir or os.path.join(config.out, "report"))
-        return 0
+        for failure in runner.failures:
+            print(f"failed: {failure['model']} @{failure['img_size']}px on {failure['host']}: {failure['error']}",
+                  file=sys.stderr)
+        if runner.failures:
+            print(f"{len(runner.failures)} job(s) failed; rerun the same command to retry only those.",
+                  file=sys.stderr)
+        return 1 if runner.failures else 0
 
     return exit_code(work, "interrupted: finished backbones are in the results and cache; "
                            "rerun the same command to resume.")
+
+
+def print_plan(results_dir: str, n_workers: int, echo=print) -> None:
+    """`--plan N`: the estimated `--all --full` sweep on N workers (see `estimate_sweep` for the assumptions)."""
+    from ..core.progress import format_duration
+    from ..core.results import load_results
+    from ..run.plan import FULL_IMAGES, estimate_sweep
+
+    jobs, makespan, unmeasured = estimate_sweep(load_results(results_dir), n_workers)
+    echo(f"{'model':18s} {'img_size':>8s} {'estimate':>10s} {'worker':>6s}")
+    for job in sorted(jobs, key=lambda j: -j["est_s"]):
+        echo(f"{job['model']:18s} {job['img_size']:8d} {format_duration(job['est_s']):>10s} {job['worker']:6d}")
+    total = sum(job["est_s"] for job in jobs)
+    echo(f"--all --full at native sizes ({FULL_IMAGES:,} images per backbone) on {n_workers} worker(s) like this "
+         f"machine: about {format_duration(makespan)} (one worker: {format_duration(total)}), from the "
+         f"throughputs in {results_dir}/results.csv scaled by FLOPs to the native size, plus 4 s of start-up a "
+         f"job, packed longest first. Heads, data loading and transfers are not counted.")
+    if unmeasured:
+        echo(f"Not measured, so not counted: {', '.join(unmeasured)}.")
 
 
 def print_summary(frame, echo=print) -> None:

@@ -108,7 +108,7 @@ class FeatureSet:
     """One split's features (N, D) float16 (maps (N, h, w, c) below a cut), labels (N,), and metadata.
 
     `meta` holds `timing` (see `Timing.as_dict`), `peak_rss_mb`,
-    `flops_per_img`, `matmul_peak_gflops` and `host`; `key` is the cache key.
+    `flops_per_img`, `matmul_peak_gflops`, `host` and `device`; `key` is the cache key.
     """
 
     features: np.ndarray
@@ -194,7 +194,7 @@ def _extract(job: ExtractJob, missing: dict, base, echo) -> dict[str, FeatureSet
     base = _build(job) if built_here else base
     bottom = split_base(base, job.cut)[0] if job.cut else base
     hw = {"flops_per_img": count_flops(bottom), "matmul_peak_gflops": job.matmul_peak_gflops,
-          "host": socket.gethostname()}
+          "host": socket.gethostname(), "device": sysinfo.device_name()}
     extractor = Extractor(make_extractor(bottom, job.spec, job.img_size), job.batch_size, on_batch=progress.update)
     out, resumed = {}, 0
     for name, (split, entry) in missing.items():

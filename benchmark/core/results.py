@@ -13,10 +13,13 @@ import pandas as pd
 
 from .atomic import write_json, write_npz, write_text
 
-SCHEMA_VERSION = 3
-# Older layouts load_results still reads, and how: schema 2 had no precision
-# column, and every row of it was fp32.
-_MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32")}
+SCHEMA_VERSION = 4
+# Older layouts load_results still reads, each migrated to the next: schema 2
+# had no precision column (every row was fp32); schema 3 had no host and
+# device columns (unknown).
+_MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32"),
+               3: lambda frame: frame.insert(frame.columns.get_loc("schema_version"), "host", None)
+               or frame.insert(frame.columns.get_loc("schema_version"), "device", None)}
 
 # Column -> meaning. The order is the CSV's column order.
 COLUMNS = {
@@ -54,6 +57,8 @@ COLUMNS = {
     "seed": "seed of the split, heads and bootstrap",
     "weights_id": "sha256 of the weights file, 'imagenet' or 'random'",
     "data_fingerprint": "sha256 of the images and labels used",
+    "host": "machine that extracted the features (a sweep on a cluster has several)",
+    "device": "what extracted them: the GPU's name, else the CPU model",
     "schema_version": "version of this table's layout",
 }
 
@@ -99,7 +104,8 @@ def load_results(out_dir: str) -> pd.DataFrame:
     frame = pd.read_csv(path)
     versions = set(frame.get("schema_version", pd.Series([None])).dropna().astype(int))
     if len(versions) == 1 and (old := next(iter(versions))) in _MIGRATIONS:
-        _MIGRATIONS[old](frame)
+        for version in range(old, SCHEMA_VERSION):
+            _MIGRATIONS[version](frame)
         frame["schema_version"] = SCHEMA_VERSION
         versions = {SCHEMA_VERSION}
     missing = [c for c in COLUMNS if c not in frame.columns]

@@ -20,6 +20,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name() -> str:
+    """What TensorFlow computes on here: the first visible GPU's name, else the CPU model."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    return cpu_model()
+
+
 def reset_peak_rss() -> bool:
     """Resets the kernel's peak-RSS mark (VmHWM) so a per-backbone peak can be read.
 

@@ -47,3 +47,30 @@ class RunConfig:
     chunk_size: int = CHUNK_SIZE
     precision: str = "fp32"  # "bf16": Keras mixed_bfloat16 for the base
     isolate: bool = False
+    executor: str = "local"  # see parse_executor
+
+
+EXECUTOR_FORMS = "local, dask-local:N, dask-local:gpus, dask://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"
+
+
+def parse_executor(text: str) -> dict:
+    """`--executor` as plain data: `{"kind": "local"}`, `{"kind": "dask-local", "n_workers": N}`,
+    `{"kind": "dask-local", "gpus": True}` or `{"kind": "dask", "address": "tcp://HOST:PORT"}`.
+
+    Raises:
+        ValueError: naming the flag and the accepted forms.
+    """
+    value = str(text).strip()
+    if value == "local":
+        return {"kind": "local"}
+    if value.startswith("dask-local:"):
+        count = value.split(":", 1)[1]
+        if count == "gpus":
+            return {"kind": "dask-local", "gpus": True}
+        if count.isdigit() and int(count) > 0:
+            return {"kind": "dask-local", "n_workers": int(count)}
+    elif value.startswith("dask://") and len(value) > len("dask://"):
+        return {"kind": "dask", "address": "tcp://" + value[len("dask://"):]}
+    elif value.startswith(("tcp://", "tls://")) and len(value) > len("tcp://"):
+        return {"kind": "dask", "address": value}
+    raise ValueError(f"--executor {text!r} is not one of: {EXECUTOR_FORMS}")

@@ -27,6 +27,9 @@ class JobFailed(RuntimeError):
         super().__init__(message)
         self.error_type, self.host = error_type, host
 
+    def __reduce__(self):  # survives the trip from a Dask worker with its fields
+        return type(self), (str(self), self.error_type, self.host)
+
 
 def is_download_failure(err: BaseException) -> bool:
     """True for a failed ImageNet download, raised in this process or reported by a worker."""
@@ -35,6 +38,8 @@ def is_download_failure(err: BaseException) -> bool:
 
 class InlineExecutor:
     """Runs each job in this process, on the images the runner already holds (`--no-isolate`)."""
+
+    max_pending = 1  # jobs the runner may have submitted and not yet collected
 
     def __init__(self, splits: dict[str, Split], echo=print):
         self.splits, self.echo = splits, echo
@@ -56,24 +61,36 @@ class ProcessExecutor:
     cache, and the KeyboardInterrupt goes on to the caller.
     """
 
+    max_pending = 1
+
     def submit(self, job: ExtractJob) -> Future:
         future: Future = Future()
-        with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
-            report_path = os.path.join(tmp, "report.json")
-            code = _wait(subprocess.Popen([sys.executable, "-m", "benchmark.run.worker", json.dumps(job.as_dict()),
-                                           report_path], env=_worker_env()))
-            report = _read(report_path)
-        if report is not None and report.get("ok"):
-            future.set_result(report)
-        elif report is not None:
-            future.set_exception(JobFailed(f"extracting {job.backbone} @{job.img_size}px failed on "
-                                           f"{report.get('host')}: {report.get('error')}",
-                                           report.get("error_type", ""), report.get("host")))
-        else:
-            future.set_exception(JobFailed(f"extracting {job.backbone} @{job.img_size}px failed in its worker "
-                                           f"process (exit code {code}; its output is above). Rerun with "
-                                           f"--no-isolate to run it in this process."))
+        try:
+            future.set_result(run_in_subprocess(job.as_dict()))
+        except JobFailed as err:
+            future.set_exception(err)
         return future
+
+
+def run_in_subprocess(job: dict) -> dict:
+    """Runs the job (`ExtractJob.as_dict()`) in a fresh worker process here and returns its report.
+
+    Raises:
+        JobFailed: with the worker's error, or its exit code when it wrote no report.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
+        report_path = os.path.join(tmp, "report.json")
+        code = _wait(subprocess.Popen([sys.executable, "-m", "benchmark.run.worker", json.dumps(job), report_path],
+                                      env=_worker_env()))
+        report = _read(report_path)
+    what = f"{job['backbone']} @{job['img_size']}px"
+    if report is not None and report.get("ok"):
+        return report
+    if report is not None:
+        raise JobFailed(f"extracting {what} failed on {report.get('host')}: {report.get('error')}",
+                        report.get("error_type", ""), report.get("host"))
+    raise JobFailed(f"extracting {what} failed in its worker process (exit code {code}; its output is above). "
+                    f"Rerun with --no-isolate to run it in this process.")
 
 
 def _wait(process: subprocess.Popen) -> int:

@@ -28,8 +28,8 @@ from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
 from ..core.results import N_EXAMPLES, write_examples, write_results
 from ..core.store import Store
-from .config import RunConfig
-from .executor import InlineExecutor, ProcessExecutor, is_download_failure
+from .config import RunConfig, parse_executor
+from .executor import InlineExecutor, JobFailed, ProcessExecutor, is_download_failure
 from .plan import plan
 from .rows import head_row, measurement_row, timing_only_row
 
@@ -78,13 +78,30 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     return Prepared(pairs, splits, recipe, splits_fingerprint(splits), weights, environment)
 
 
+@dataclass
+class Pending:
+    """A pair in flight: its job, and either its cached features or the executor's future."""
+
+    job: ExtractJob
+    sets: dict | None = None
+    future: object = None
+
+
 class Runner:
-    """Runs a `RunConfig`; `run()` returns the results DataFrame."""
+    """Runs a `RunConfig`; `run()` returns the results DataFrame.
+
+    Jobs go to `executor` (default: from `config.executor` and `config.isolate`)
+    up to its `max_pending` ahead; rows are collected and written in plan order.
+    A job whose worker fails is reported and skipped (`failures`); the sweep goes on.
+    """
+
+    status_every_s = 15.0
 
     def __init__(self, config: RunConfig, echo=print, executor=None):
         self.config, self.echo = config, echo
         self.store = Store(config.cache_dir)
-        self.executor = executor  # None: chosen in run(), once the images are loaded
+        self.executor = executor  # None: made in run(), once the images are loaded
+        self.failures: list[dict] = []
         self._peak: float | None = None
 
     def matmul_peak(self) -> float:
@@ -96,30 +113,106 @@ class Runner:
 
     def run(self):
         prepared = prepare(self.config, self.store, self.echo)
-        if self.executor is None:
-            self.executor = ProcessExecutor() if self.config.isolate else InlineExecutor(prepared.splits, self.echo)
-        t_start, rows, predictions, frame = time.perf_counter(), [], {}, None
-        for i, (spec, img_size) in enumerate(prepared.pairs, 1):
-            prefix = f"[{i}/{len(prepared.pairs)}] {spec.name} @{img_size}px" + (
-                f" {self.config.precision}" if self.config.precision != "fp32" else "")
-            t0 = time.perf_counter()
-            pair_rows = self.run_pair(prepared, spec, img_size, prefix, predictions)
-            rows.extend(pair_rows)
-            frame = write_results(rows, self.config.out, prepared.environment)
-            write_examples(self.config.out, prepared.splits["test"], predictions)
-            accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in pair_rows if r.get("test_acc") is not None)
-            self.echo(f"{prefix}  {pair_rows[0]['samples_per_sec'] or float('nan'):.1f} img/s"
-                      + (f"  test acc: {accs}" if accs else "  (timing only)")
-                      + f"  [{format_duration(time.perf_counter() - t0)}]")
-        self.echo(f"Finished {len(prepared.pairs)} backbone/size pairs in "
-                  f"{format_duration(time.perf_counter() - t_start)}. "
-                  f"Results: {os.path.join(self.config.out, 'results.csv')}")
+        own = self.executor is None
+        executor = make_executor(self.config, prepared.splits, self.echo) if own else self.executor
+        try:
+            return self.sweep(prepared, executor)
+        finally:
+            if own and hasattr(executor, "close"):
+                executor.close()
+
+    def sweep(self, prepared: Prepared, executor):
+        pairs, window = prepared.pairs, getattr(executor, "max_pending", 1)
+        t_start, rows, predictions, frame, pending = time.perf_counter(), [], {}, None, {}
+        try:
+            for i, (spec, img_size) in enumerate(pairs):
+                t0 = time.perf_counter()  # this pair's wait (a synchronous executor extracts inside submit)
+                for j in range(len(pending) + i, min(len(pairs), i + window)):  # submit ahead, up to the window
+                    pending[j] = self.start(prepared, *pairs[j], self.prefix(j, pairs), executor)
+                pair_rows = self.collect(prepared, pending.pop(i), spec, img_size, predictions, executor, t_start)
+                rows.extend(pair_rows)
+                frame = write_results(rows, self.config.out, {**prepared.environment, "hosts": _hosts(rows),
+                                                              "failed": self.failures})
+                write_examples(self.config.out, prepared.splits["test"], predictions)
+                self.echo_pair(self.prefix(i, pairs), pair_rows, time.perf_counter() - t0)
+        except KeyboardInterrupt:
+            if hasattr(executor, "cancel"):  # queued jobs never start; finished chunks stay in the cache
+                executor.cancel([p.future for p in pending.values() if p.future is not None])
+            raise
+        self.echo(f"Finished {len(pairs)} backbone/size pairs in {format_duration(time.perf_counter() - t_start)}"
+                  + (f", {len(self.failures)} failed" if self.failures else "")
+                  + f". Results: {os.path.join(self.config.out, 'results.csv')}")
         return frame
 
-    def run_pair(self, prepared: Prepared, spec, img_size: int, prefix: str, predictions: dict) -> list[dict]:
+    def prefix(self, i: int, pairs) -> str:
+        spec, img_size = pairs[i]
+        return f"[{i + 1}/{len(pairs)}] {spec.name} @{img_size}px" + (
+            f" {self.config.precision}" if self.config.precision != "fp32" else "")
+
+    def echo_pair(self, prefix: str, pair_rows: list[dict], seconds: float) -> None:
+        if not pair_rows:
+            return
+        accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in pair_rows if r.get("test_acc") is not None)
+        self.echo(f"{prefix}  {pair_rows[0]['samples_per_sec'] or float('nan'):.1f} img/s"
+                  + (f"  test acc: {accs}" if accs else "  (timing only)") + f"  [{format_duration(seconds)}]")
+
+    def start(self, prepared: Prepared, spec, img_size: int, prefix: str, executor) -> Pending:
+        """The pair's cached features, or its job submitted to `executor`."""
+        job = self.job(prepared, spec, img_size, prepared.weights[spec.name], prefix)
+        sets = cached_features(job, prepared.splits, self.store)
+        if all(found is not None for found in sets.values()):
+            self.echo(f"{prefix}  features from cache")
+            return Pending(job, sets=sets)
+        job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
+        return Pending(job, future=executor.submit(job))
+
+    def collect(self, prepared: Prepared, pending: Pending, spec, img_size: int, predictions: dict, executor,
+                t_start: float) -> list[dict]:
+        """The pair's rows, once its features are there; none (and a failure noted) when its job failed."""
+        try:
+            sets, from_cache, weights = self.finish(prepared, pending, executor, t_start)
+        except JobFailed as err:
+            last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            self.failures.append({"model": spec.name, "img_size": img_size, "host": err.host, "error": last})
+            self.echo(f"{pending.job.label}  FAILED: {last}")
+            return []
+        return self.pair_rows(prepared, spec, img_size, sets, from_cache, weights, predictions)
+
+    def finish(self, prepared: Prepared, pending: Pending, executor, t_start: float):
+        """`(sets, from_cache, weights)`. A failed ImageNet download falls back to random
+        weights: the backbone is still timed, and its accuracy is left empty."""
+        job = pending.job
+        if pending.sets is not None:
+            return pending.sets, True, job.weights
+        try:
+            self.wait(pending.future, executor, t_start)
+        except Exception as err:
+            if not (is_download_failure(err) and job.weights.kind == "imagenet"):
+                raise
+            log.warning("%s; timing it with random weights, accuracy left empty. Offline, use --weights-dir.", err)
+            job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label)
+            job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
+            self.wait(executor.submit(job), executor, t_start)
+        sets = cached_features(job, prepared.splits, self.store)
+        missing = [name for name, found in sets.items() if found is None]
+        if missing:
+            raise JobFailed(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks "
+                            f"{', '.join(missing)}: is {self.store.root} the same folder for the worker?")
+        return sets, False, job.weights
+
+    def wait(self, future, executor, t_start: float):
+        """`future.result()`, with a sweep status line every `status_every_s` while it runs elsewhere."""
+        while True:
+            try:
+                return future.result(timeout=self.status_every_s)
+            except TimeoutError:
+                if hasattr(executor, "status"):
+                    self.echo(f"[sweep] {format_duration(time.perf_counter() - t_start)} elapsed; "
+                              f"{executor.status()}")
+
+    def pair_rows(self, prepared: Prepared, spec, img_size: int, sets, from_cache: bool, weights,
+                  predictions: dict) -> list[dict]:
         """The rows of one (backbone, img_size); adds its heads' test predictions to `predictions`."""
-        weights = prepared.weights[spec.name]
-        sets, from_cache, weights = self.features(prepared, spec, img_size, weights, prefix)
         n_images = {name: len(prepared.splits[name]) for name in SCORED}
         shared = measurement_row(spec, img_size, weights, sets, self.config, n_images, prepared.data_fingerprint,
                                  from_cache)
@@ -140,37 +233,6 @@ class Runner:
                           precision=cfg.precision, batch_size=cfg.batch_size, chunk_size=cfg.chunk_size,
                           n_time_images=cfg.n_time_images, time_budget_s=cfg.time_budget_s, label=prefix)
 
-    def features(self, prepared: Prepared, spec, img_size: int, weights, prefix: str):
-        """`(sets, from_cache, weights)`: the pair's features, made by the executor where missing.
-
-        A failed ImageNet download falls back to random weights: the
-        backbone is still timed, and its accuracy is left empty.
-        """
-        job = self.job(prepared, spec, img_size, weights, prefix)
-        sets = cached_features(job, prepared.splits, self.store)
-        if all(found is not None for found in sets.values()):
-            self.echo(f"{prefix}  features from cache")
-            return sets, True, weights
-        try:
-            return self.make(job, prepared), False, weights
-        except Exception as err:
-            if not (is_download_failure(err) and weights.kind == "imagenet"):
-                raise
-            log.warning("%s; timing it with random weights, accuracy left empty. Offline, use --weights-dir.", err)
-        random = backbones.WeightsSource("random")
-        return self.make(self.job(prepared, spec, img_size, random, prefix), prepared), False, random
-
-    def make(self, job: ExtractJob, prepared: Prepared) -> dict[str, FeatureSet]:
-        """Runs `job` on the executor, then reads what it cached."""
-        job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
-        self.executor.submit(job).result()
-        sets = cached_features(job, prepared.splits, self.store)
-        missing = [name for name, found in sets.items() if found is None]
-        if missing:
-            raise RuntimeError(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks "
-                               f"{', '.join(missing)}: is {self.store.root} the same folder for the worker?")
-        return sets
-
     def head(self, kind: str, sets: dict[str, FeatureSet], splits: dict[str, Split]) -> dict:
         """A trained head's measurements, from the head cache when the same features were scored before."""
         config = HeadConfig(kind=kind)
@@ -183,6 +245,25 @@ class Runner:
         result = train_head(config, train, val, test, seed=self.config.seed)
         self.store.save_head(key, result)
         return result
+
+
+def make_executor(config: RunConfig, splits: dict[str, Split], echo=print):
+    """The executor `config` asks for; Dask is imported only here, and only when asked."""
+    chosen = parse_executor(config.executor)
+    if chosen["kind"] == "local":
+        return ProcessExecutor() if config.isolate else InlineExecutor(splits, echo)
+    try:
+        from .dask_executor import DaskExecutor
+    except ImportError as err:
+        raise ValueError(f"--executor {config.executor} needs Dask distributed ({err}); "
+                         f"pip install -r requirements-dask.txt") from None
+    executor = DaskExecutor(chosen.get("address"), chosen.get("n_workers"), chosen.get("gpus", False))
+    echo(f"Dask: {len(executor.workers())} workers at {executor.client.scheduler.address}")
+    return executor
+
+
+def _hosts(rows: list[dict]) -> list[str]:
+    return sorted({r["host"] for r in rows if r.get("host")} | {socket.gethostname()})
 
 
 def check_writable_dir(path: str, flag: str) -> None:

@@ -19,12 +19,11 @@ import os
 import socket
 import sys
 import time
-import traceback
 from dataclasses import replace
 
 from ..core.atomic import write_json
 from ..core.data import DataError, Split, splits_fingerprint
-from ..core.features import ExtractJob, WeightsUnavailable, ensure_features, summed_timing
+from ..core.features import ExtractJob, ensure_features, summed_timing
 
 
 def run_job(job: ExtractJob, splits: dict[str, Split] | None = None, echo=print) -> dict:
@@ -103,9 +102,8 @@ def main(argv=None) -> int:
         report = run_job(job)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the runner reports it once
         return 130
-    except Exception as err:
-        if not isinstance(err, (WeightsUnavailable, DataError, FileNotFoundError)):
-            traceback.print_exc()
+    except Exception as err:  # one line here; the runner reports it with the job's name (--no-isolate: traceback)
+        print(f"worker error: {type(err).__name__}: {err}", file=sys.stderr)
         report = {"ok": False, "backbone": job.backbone, "img_size": job.img_size, "host": socket.gethostname(),
                   "error_type": type(err).__name__, "error": str(err)}
     write_json(report_path, report)

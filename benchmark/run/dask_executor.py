@@ -1,0 +1,161 @@
+"""Jobs on Dask distributed: `--executor dask-local:N`, `dask-local:gpus`, `dask://HOST:PORT`.
+
+Imported only when `--executor` asks for Dask (`pip install -r requirements-dask.txt`).
+Each job is plain data (`ExtractJob.as_dict()`); the Dask task runs it in a
+fresh `python -m benchmark.run.worker` process on the worker's machine (Dask
+workers are daemonic, so they cannot fork through `multiprocessing`), which
+also gives every job a fresh TensorFlow. A task that raises is retried once
+(`retries=1`); a task whose worker dies is rerun elsewhere by the scheduler,
+and resumes from the finished chunks in the shared cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import distributed
+
+from ..core.features import ExtractJob
+from .executor import JobFailed, run_in_subprocess
+
+CONNECT_TIMEOUT_S = 10
+
+
+def visible_gpus(environ=None, list_gpus=None) -> list[str]:
+    """The GPUs a `dask-local:gpus` cluster pins one worker to each.
+
+    `CUDA_VISIBLE_DEVICES` when set (indices or UUIDs, comma-separated),
+    else the indices `nvidia-smi -L` lists, else none.
+    """
+    environ = os.environ if environ is None else environ
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    lines = (list_gpus or _nvidia_smi_list)()
+    return [str(i) for i, line in enumerate(lines) if line.startswith("GPU ")]
+
+
+def _nvidia_smi_list() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
+def gpu_worker_specs(devices: list[str]) -> dict:
+    """SpecCluster worker specs: one single-threaded Nanny per device, its jobs seeing only that device."""
+    return {f"gpu-{device}": {"cls": distributed.Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": device}}}
+            for device in devices}
+
+
+def run_job_task(job: dict) -> dict:
+    """The Dask task: one job in a fresh worker process on this Dask worker.
+
+    Raises:
+        RuntimeError: a builtin exception carrying the failure as JSON, so
+            that it passes through a scheduler that cannot import this project.
+    """
+    try:
+        return run_in_subprocess(job)
+    except JobFailed as err:
+        raise RuntimeError(json.dumps({"message": str(err), "error_type": err.error_type, "host": err.host})) from None
+
+
+# What the scheduler receives for each job: a builtin (`eval`), this constant
+# expression and the job's dict. The scheduler unpickles task graphs, so a task
+# made only of plain data runs on a scheduler without this project installed;
+# the workers import it.
+TASK = "__import__('benchmark.run.dask_executor', fromlist=['run_job_task']).run_job_task(job)"
+
+
+class TaskFuture:
+    """A `distributed.Future` whose `result()` raises `JobFailed` for a failed job."""
+
+    def __init__(self, future):
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self, timeout=None):
+        try:
+            return self.future.result(timeout=timeout)
+        except RuntimeError as err:
+            try:
+                failure = json.loads(str(err))
+            except ValueError:
+                raise JobFailed(f"{type(err).__name__}: {err}") from None
+            raise JobFailed(failure["message"], failure.get("error_type", ""), failure.get("host")) from None
+
+
+class DaskExecutor:
+    """`submit(job)` -> a `distributed.Future` of the worker's report.
+
+    Args:
+        address: a running scheduler (`tcp://HOST:PORT`, `tls://...`); None
+            starts a local cluster on 127.0.0.1.
+        n_workers: the local cluster's workers (one thread each).
+        gpus: a local cluster of one worker per visible GPU, each pinned with
+            `CUDA_VISIBLE_DEVICES`.
+
+    Raises:
+        ConnectionError: naming the address when no scheduler answers within 10 s.
+        ValueError: for `gpus=True` on a machine without a visible GPU.
+    """
+
+    def __init__(self, address: str | None = None, n_workers: int | None = None, gpus: bool = False):
+        self.cluster = None
+        if address is None:
+            self.cluster = self._local_cluster(n_workers, gpus)
+            address = self.cluster.scheduler_address
+        try:
+            self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S} s ({err}). "
+                                  f"Start one with `dask scheduler`, or check the address and the firewall.") from None
+        self.max_pending = 10**6  # the scheduler queues them; the runner collects in plan order
+        self.names: dict[str, str] = {}
+
+    @staticmethod
+    def _local_cluster(n_workers, gpus):
+        common = {"scheduler_kwargs": {"host": "127.0.0.1", "dashboard": False}}
+        if gpus:
+            devices = visible_gpus()
+            if not devices:
+                raise ValueError("--executor dask-local:gpus found no GPU (CUDA_VISIBLE_DEVICES is unset and "
+                                 "nvidia-smi lists none); use dask-local:N")
+            scheduler = {"cls": distributed.Scheduler, "options": common["scheduler_kwargs"]}
+            return distributed.SpecCluster(workers=gpu_worker_specs(devices), scheduler=scheduler)
+        return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=None)
+
+    def submit(self, job: ExtractJob) -> TaskFuture:
+        key = f"extract {job.backbone} @{job.img_size}px {uuid.uuid4().hex[:8]}"
+        self.names[key] = f"{job.backbone} @{job.img_size}px"
+        return TaskFuture(self.client.submit(eval, TASK, {"job": job.as_dict()}, key=key, pure=False, retries=1))
+
+    def status(self) -> str:
+        """Which worker runs what, for the progress line."""
+        running = [f"{self.names.get(k, k)} on {worker}" for worker, keys in self.client.processing().items()
+                   for k in keys]
+        return "; ".join(running) if running else "nothing running"
+
+    def workers(self) -> list[str]:
+        return sorted(self.client.scheduler_info()["workers"])
+
+    def cancel(self, futures) -> None:
+        self.client.cancel([f.future for f in futures])
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+__all__ = ["DaskExecutor", "JobFailed", "TASK", "TaskFuture", "gpu_worker_specs", "run_job_task", "visible_gpus"]
