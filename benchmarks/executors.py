@@ -28,7 +28,9 @@ def wall(executor: str, backbones: list[str], img_size: int) -> float:
                "--executor", executor, "--cache-dir", os.path.join(tmp, "cache"), "--out", os.path.join(tmp, "out"),
                "--no-report"]
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
         return time.perf_counter() - t0
 
 
