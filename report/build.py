@@ -244,8 +244,9 @@ def _save(fig, path: str) -> None:
     plt.close(fig)
 
 
-def build_report(results_dir: str = "results", out_dir: str = "report/out", echo=print) -> str:
-    """Writes `out_dir/index.html` and its figures; returns the page's path."""
+def build_report(results_dir: str = "results", out_dir: str | None = None, echo=print) -> str:
+    """Writes `out_dir/index.html` (default `results_dir/report`) and its figures; returns the page's path."""
+    out_dir = out_dir or os.path.join(results_dir, "report")
     frame = load_results(results_dir)
     env = facts(results_dir)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -12,14 +13,15 @@ def main(argv=None) -> int:
         description="Build the comparison figures and the self-contained HTML report (with the journal-style "
                     "write-up) from the benchmark's results.csv and environment.json.")
     parser.add_argument("--results", default="results", help="folder with results.csv (default: results)")
-    parser.add_argument("--out", default="report/out", help="where index.html goes (default: report/out)")
+    parser.add_argument("--out", help="where index.html goes (default: RESULTS/report, where `python -m benchmark` "
+                                      "puts it too)")
     args = parser.parse_args(argv)
     from benchmark.core.results import ResultsSchemaError
 
     from .build import build_report
 
     try:
-        build_report(args.results, args.out)
+        build_report(args.results, args.out or os.path.join(args.results, "report"))
     except (FileNotFoundError, ResultsSchemaError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

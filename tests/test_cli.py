@@ -144,3 +144,23 @@ def test_backbones_are_extracted_in_worker_processes(tiny_cifar_dir, tmp_path, m
     # --no-isolate builds here, and so meets the patched function
     with pytest.raises(AssertionError, match="built in the runner's process"):
         main([*common, "--sizes", "48", "--no-isolate"])
+
+
+def test_output_is_the_projects_own_lines(tiny_cifar_dir, tmp_path):
+    """TensorFlow's C++ start-up lines (runner and worker) are hidden by default and shown with -v."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "BACKBONE_WEIGHTS_DIR")}
+    (tmp_path / "no-weights").mkdir()
+    args = [sys.executable, "-m", "benchmark", "--backbones", "MobileNetV3Small", "--sizes", "32", "--time-only",
+            "--data-dir", tiny_cifar_dir, "--weights-dir", str(tmp_path / "no-weights"), "--val-holdout", "100",
+            "--train-size", "100", "--val-size", "50", "--test-size", "50", "--time-images", "8", "--no-report"]
+
+    def run(name, *extra):
+        return subprocess.run([*args, "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / f"c-{name}"),
+                               *extra], cwd=ROOT, capture_output=True, text=True, env=environ, timeout=600)
+
+    quiet = run("quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "absl::InitializeLog" not in quiet.stderr and "I0000" not in quiet.stderr and "cuInit" not in quiet.stderr
+    assert "sweep 1/1" in quiet.stdout and "elapsed, ETA" in quiet.stdout
+    loud = run("loud", "-v")
+    assert loud.returncode == 0 and "I0000" in loud.stderr

@@ -122,3 +122,20 @@ def test_load_accepts_parent_folder_and_env(cifar_dir, monkeypatch):
     monkeypatch.setenv("CIFAR10_DIR", os.path.dirname(find_batches_dir(cifar_dir)))
     d = load_cifar10()
     assert d.source.endswith("cifar-10-batches-py") and len(d.y_test) == 10000
+
+
+def test_failed_download_prints_the_whole_offline_fix(monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("URL fetch failure: Name or service not known")
+
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(DataError) as err:
+        load_cifar10()
+    message = str(err.value)
+    assert "could not download CIFAR-10" in message and "export CIFAR10_DIR=/tmp/cifar/cifar-10-batches-py" in message
+    assert "export BACKBONE_WEIGHTS_DIR=" in message and "--data-dir and --weights-dir" in message
+    script = message.split("python ", 1)[1].split()[0]
+    assert os.path.isabs(script) or script.startswith("ASSETS/")

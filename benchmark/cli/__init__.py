@@ -9,13 +9,17 @@ They share one rule for user errors: one line on stderr, exit code 2.
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
 import sys
+import threading
 from typing import Callable
 
 import backbones
 
 from ..core.data import DataError
+from ..core.progress import quiet_framework
 from ..core.results import ResultsSchemaError
 
 # Errors a user can fix from the message alone: no traceback, exit code 2.
@@ -23,11 +27,53 @@ USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, ConnectionError, 
                DataError, ResultsSchemaError)
 
 
-def start() -> None:
-    """Before TensorFlow is imported: quieter C++ logs, and progress lines that reach a redirected log at once."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up lines, printed by every process that imports it (workers included) before its
+# log level applies: absl's notice, INFO/WARNING lines, and the CUDA probe's error on a machine without a GPU.
+FRAMEWORK_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+                             r"|[IW]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]"
+                             r"|E\d{4} [\d:.]+\s+\d+ cuda_\w+\.cc:\d+\] failed call to cuInit)")
+_filtered = False
+
+
+def start(verbose: bool = False) -> None:
+    """Before TensorFlow is imported: its logs quiet (unless `verbose`), warnings as one
+    `warning:` line, and progress lines that reach a redirected log at once."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
+    quiet_framework(verbose)
+    if not verbose:
+        filter_stderr()
+
+
+def filter_stderr(drop: re.Pattern = FRAMEWORK_NOISE) -> None:
+    """Routes this process's file descriptor 2, which its worker processes inherit, through a
+    thread that drops lines matching `drop`. Once per process, and only when nothing else
+    (a test runner's capture) has replaced `sys.stderr`."""
+    global _filtered
+    if _filtered or sys.stderr is not sys.__stderr__:
+        return
+    _filtered = True
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    original = os.dup(2)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            for line in pipe:
+                if not drop.match(line.decode("utf-8", "replace")):
+                    os.write(original, line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:  # at exit: hand fd 2 back and let the pump drain what is left
+        sys.stderr.flush()
+        os.dup2(original, 2)
+        thread.join(timeout=5)
+
+    atexit.register(restore)
 
 
 def exit_code(work: Callable[[], int], interrupted: str = "interrupted") -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -91,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-images", type=_positive_int, default=64,
                      help="images timed for timing-only rows (default 64)")
     run.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="show TensorFlow's and Keras's own log lines and warnings (hidden by default)")
     run.add_argument("--report-dir", help="where the report goes (default: OUT/report)")
     run.add_argument("--precision", choices=list(backbones.PRECISIONS), default="fp32",
                      help="compute precision of the bases: fp32 (default) or bf16 (Keras mixed_bfloat16; "
@@ -123,7 +124,10 @@ def print_registry(weights_dir: str | None, echo=print) -> None:
         if weights_dir:
             line += "  file" if os.path.isfile(os.path.join(weights_dir, s.weights_filename)) else "  -"
         echo(line)
-    echo(f"{len(backbones.names())} backbones.")
+    echo(f"{len(backbones.names())} backbones. Columns: native = input size (px) of the ImageNet weights; min = "
+         f"smallest input size Keras accepts; params = parameters without the top; dim = width of the pooled "
+         f"features; top1 = published ImageNet top-1 (%)" + ("; weights = file in the weights folder or -" if
+                                                              weights_dir else "") + ".")
 
 
 def config_from_args(args) -> RunConfig:
@@ -169,9 +173,8 @@ def config_from_args(args) -> RunConfig:
 
 
 def main(argv=None) -> int:
-    start()
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    start(args.verbose)
 
     def work() -> int:
         if args.list:
@@ -188,8 +191,11 @@ def main(argv=None) -> int:
         runner = Runner(config)
         frame = runner.run()
         print_summary(frame)
+        if frame is not None:
+            print(f"{len(frame)} rows in {os.path.join(config.out, 'results.csv')}.")
         if not args.no_report and frame is not None:
-            build_report(config.out, args.report_dir or os.path.join(config.out, "report"))
+            page = build_report(config.out, args.report_dir or os.path.join(config.out, "report"), echo=lambda *_: None)
+            print(f"Report: {page}")
         for failure in runner.failures:
             print(f"failed: {failure['model']} @{failure['img_size']}px on {failure['host']}: {failure['error']}",
                   file=sys.stderr)

@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    start()
     args = build_parser().parse_args(argv)
+    start()
 
     def work() -> int:
         from ..core import sysinfo

@@ -47,13 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "weighted on the validation split (default: Xception MobileNet where weights exist; "
                         "'none': the single model)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's and Keras's own log lines")
     return p
 
 
 def main(preprocess_data, argv=None) -> int:
     """Trains, saves and checks the model; `preprocess_data` is the script's own (the grader's) function."""
-    start()
     args = build_parser().parse_args(argv)
+    start(args.verbose)
     return exit_code(lambda: _run(args, preprocess_data))
 
 

@@ -75,6 +75,25 @@ def read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels
 
 
+# Where the project's machines keep offline copies: ../shared/assets beside the repository.
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+                      "shared", "assets")
+
+
+def offline_help() -> str:
+    """The exact commands that make a local CIFAR-10 folder and point the tool at it and at local weights."""
+    script = os.path.join(ASSETS, "cifar10", "build_batches.py")
+    weights = os.path.join(ASSETS, "weights")
+    if not os.path.isfile(script):
+        script, weights = "ASSETS/cifar10/build_batches.py", "/path/to/weights"
+    folder = os.path.join(os.path.abspath(os.sep), "tmp", "cifar")
+    return (f"Offline, make a local copy and point the tool at it (README: 'Offline use'):\n"
+            f"  python {script} {folder}\n"
+            f"  export {DATA_ENV}={folder}/cifar-10-batches-py\n"
+            f"  export BACKBONE_WEIGHTS_DIR={weights}\n"
+            f"or pass --data-dir and --weights-dir.")
+
+
 def find_batches_dir(data_dir: str) -> str:
     """Returns the `cifar-10-batches-py` folder at or directly under `data_dir`.
 
@@ -133,10 +152,8 @@ def load_cifar10(data_dir: str | None = None) -> Cifar10:
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
         except Exception as err:  # offline: urllib/requests errors of many kinds
-            raise DataError(
-                f"could not download CIFAR-10 ({type(err).__name__}: {err}). Offline, point "
-                f"--data-dir or ${DATA_ENV} at a local `cifar-10-batches-py` folder."
-            ) from err
+            raise DataError(f"could not download CIFAR-10 ({type(err).__name__}: {str(err)[:200]}).\n"
+                            + offline_help()) from err
         return Cifar10(x_train, y_train.reshape(-1).astype(np.int64),
                        x_test, y_test.reshape(-1).astype(np.int64), "keras.datasets")
     folder = find_batches_dir(data_dir)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
+import warnings
 
 
 def format_duration(seconds: float) -> str:
@@ -47,3 +50,16 @@ class Progress:
         if self.tty:
             print("\r" + " " * 100 + "\r", end="", flush=True)
         self.echo(f"{self.prefix}  {message}")
+
+
+def quiet_framework(verbose: bool = False) -> None:
+    """Set before TensorFlow is imported: its C++ log level (3, or 0 when `verbose`; worker
+    processes inherit it), Keras's Python warnings off, and the project's own warnings
+    as one `warning: ...` line."""
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", module=r"keras(\.|$)")  # e.g. MobileNetV3's "input_shape is undefined"
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # "tf.function retracing"

@@ -35,6 +35,8 @@ from .rows import head_row, measurement_row, timing_only_row
 
 log = logging.getLogger("benchmark")
 SCORED = ("train", "val", "test")
+# Above this % of the matmul peak a row is implausible (VGG16's dense convolutions reach about 105% on an idle CPU).
+DISTURBED_PCT = 130
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,12 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
         where = config.weights_from or os.environ.get(backbones.WEIGHTS_ENV) or "the request"
         echo(f"No pretrained weights for {len(random)} of {len(weights)} backbones in {where}: "
              f"they are timed with random weights and their accuracy is left empty.")
+    weights_dir = config.weights_from or os.environ.get(backbones.WEIGHTS_ENV)
     environment = {
         **sysinfo.environment(), "data_source": data.source, "data_lossy_jpeg": data.lossy_jpeg,
+        "folders": {"data": data.source, "cache": store.root,
+                    "weights": os.path.abspath(weights_dir) if weights_dir and os.path.isdir(weights_dir)
+                    else weights_dir or "imagenet (Keras download)"},
         "config": vars(config), "heads": {kind: HeadConfig(kind=kind).as_dict() for kind in HEADS},
         "schema": "one row per (model, img_size, head); see benchmark/core/results.py COLUMNS",
     }
@@ -103,6 +109,7 @@ class Runner:
         self.executor = executor  # None: made in run(), once the images are loaded
         self.failures: list[dict] = []
         self._peak: float | None = None
+        self._warned_peak = False
 
     def matmul_peak(self) -> float:
         """fp32 matmul GFLOP/s of this machine, measured once per run when first needed."""
@@ -124,6 +131,7 @@ class Runner:
     def sweep(self, prepared: Prepared, executor):
         pairs, window = prepared.pairs, getattr(executor, "max_pending", 1)
         t_start, rows, predictions, frame, pending = time.perf_counter(), [], {}, None, {}
+        work = [self.planned_work(prepared, spec, img_size) for spec, img_size in pairs]
         try:
             for i, (spec, img_size) in enumerate(pairs):
                 t0 = time.perf_counter()  # this pair's wait (a synchronous executor extracts inside submit)
@@ -134,7 +142,8 @@ class Runner:
                 frame = write_results(rows, self.config.out, {**prepared.environment, "hosts": _hosts(rows),
                                                               "failed": self.failures})
                 write_examples(self.config.out, prepared.splits["test"], predictions)
-                self.echo_pair(self.prefix(i, pairs), pair_rows, time.perf_counter() - t0)
+                self.echo_pair(self.prefix(i, pairs), pair_rows, time.perf_counter() - t0,
+                               self.sweep_progress(i, work, time.perf_counter() - t_start))
         except KeyboardInterrupt:
             if hasattr(executor, "cancel"):  # queued jobs never start; finished chunks stay in the cache
                 executor.cancel([p.future for p in pending.values() if p.future is not None])
@@ -149,12 +158,27 @@ class Runner:
         return f"[{i + 1}/{len(pairs)}] {spec.name} @{img_size}px" + (
             f" {self.config.precision}" if self.config.precision != "fp32" else "")
 
-    def echo_pair(self, prefix: str, pair_rows: list[dict], seconds: float) -> None:
+    def planned_work(self, prepared: Prepared, spec, img_size: int) -> float:
+        """A pair's expected cost, for the sweep's ETA: its images, scaled by pixels, plus a fixed
+        start-up (a fresh worker costs about as much as 500 images at 128 px on the project's CPU)."""
+        scored = prepared.weights[spec.name].pretrained and not self.config.time_only
+        n_images = sum(len(prepared.splits[name]) for name in SCORED) if scored else \
+            self.config.n_time_images + self.config.batch_size
+        return n_images * (img_size / 128) ** 2 + 500
+
+    @staticmethod
+    def sweep_progress(i: int, work: list[float], elapsed: float) -> str:
+        done = sum(work[: i + 1])
+        eta = elapsed * (sum(work) - done) / done
+        return f"sweep {i + 1}/{len(work)}, {format_duration(elapsed)} elapsed, ETA {format_duration(eta)}"
+
+    def echo_pair(self, prefix: str, pair_rows: list[dict], seconds: float, progress: str) -> None:
         if not pair_rows:
             return
         accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in pair_rows if r.get("test_acc") is not None)
         self.echo(f"{prefix}  {pair_rows[0]['samples_per_sec'] or float('nan'):.1f} img/s"
-                  + (f"  test acc: {accs}" if accs else "  (timing only)") + f"  [{format_duration(seconds)}]")
+                  + (f"  test acc: {accs}" if accs else "  (timing only)")
+                  + f"  [{format_duration(seconds)} this pair; {progress}]")
 
     def start(self, prepared: Prepared, spec, img_size: int, prefix: str, executor) -> Pending:
         """The pair's cached features, or its job submitted to `executor`."""
@@ -189,7 +213,9 @@ class Runner:
         except Exception as err:
             if not (is_download_failure(err) and job.weights.kind == "imagenet"):
                 raise
-            log.warning("%s; timing it with random weights, accuracy left empty. Offline, use --weights-dir.", err)
+            log.warning("%s; timing %s with random weights, accuracy left empty. Offline, put %s in a folder and "
+                        "pass --weights-dir (README: 'Offline use').", str(err).splitlines()[-1], job.backbone,
+                        job.spec.weights_filename)
             job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label)
             job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
             self.wait(executor.submit(job), executor, t_start)
@@ -216,6 +242,7 @@ class Runner:
         n_images = {name: len(prepared.splits[name]) for name in SCORED}
         shared = measurement_row(spec, img_size, weights, sets, self.config, n_images, prepared.data_fingerprint,
                                  from_cache)
+        self.check_peak(shared)
         if TIMING in sets:
             return [timing_only_row(shared)]
         rows = []
@@ -224,6 +251,14 @@ class Runner:
             predictions[f"{spec.name}|{img_size}|{kind}"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
             rows.append(head_row(shared, kind, result))
         return rows
+
+    def check_peak(self, row: dict) -> None:
+        """Warns once when a backbone beats the matmul peak by far: the peak was then measured on a busy machine."""
+        if (row.get("pct_of_peak") or 0) > DISTURBED_PCT and not self._warned_peak:
+            self._warned_peak = True
+            log.warning("%s ran at %.0f%% of the measured fp32 matmul peak (%.1f GFLOP/s): the peak was probably "
+                        "measured while something else used the CPU, so pct_of_peak overstates. Rerun on an idle "
+                        "machine.", row["model"], row["pct_of_peak"], row["matmul_peak_gflops"])
 
     def job(self, prepared: Prepared, spec, img_size: int, weights, prefix: str) -> ExtractJob:
         cfg = self.config

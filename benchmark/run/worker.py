@@ -24,6 +24,7 @@ from dataclasses import replace
 from ..core.atomic import write_json
 from ..core.data import DataError, Split, splits_fingerprint
 from ..core.features import ExtractJob, ensure_features, summed_timing
+from ..core.progress import quiet_framework
 
 
 def run_job(job: ExtractJob, splits: dict[str, Split] | None = None, echo=print) -> dict:
@@ -93,7 +94,7 @@ def _die_with_parent() -> None:
 def main(argv=None) -> int:
     """Runs the job in `argv[0]` (JSON) and writes its report to `argv[1]`; exit 0 when it succeeded."""
     _die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_framework(os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0")  # the runner's -v reaches here as level 0
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     job_json, report_path = sys.argv[1:] if argv is None else argv
