@@ -63,8 +63,15 @@ def preprocess_data(X, Y):
     if len(Y) and (Y.min() < 0 or Y.max() >= N_CLASSES):
         raise ValueError(f"Y labels must be in 0..9; got values from {Y.min()} to {Y.max()}")
     X_p = X.astype(np.float32)
+    if not np.isfinite(X_p).all():
+        raise ValueError(f"X holds {np.size(X_p) - np.isfinite(X_p).sum()} NaN or infinite pixel values; "
+                         f"pixels must be numbers in 0..255")
     if len(X_p) and (X_p.min() < 0 or X_p.max() > 255):
         raise ValueError(f"X pixels must be in 0..255; got values from {X_p.min()} to {X_p.max()}")
+    dim = np.issubdtype(X.dtype, np.floating) and (X_p.reshape(len(X_p), -1).max(axis=1) <= 1.0).sum()
+    if dim > max(5, len(X_p) // 100):  # a few all-black images are fine; 0..1 scaling is not
+        raise ValueError(f"{dim} of {len(X_p)} float images have no pixel above 1.0: the model expects pixels "
+                         f"in 0..255, not 0..1; pass the uint8 images or multiply by 255")
     return X_p, np.eye(N_CLASSES, dtype=np.float32)[Y.astype(np.int64)]
 
 

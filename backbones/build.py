@@ -94,12 +94,26 @@ def resolve_weights(name: str, weights: str | None = None) -> WeightsSource:
     return WeightsSource("random")
 
 
+MAX_IMG_SIZE = 1024  # above this one batch's activations outgrow a workstation's memory for most bases
+
+
+def max_img_size(spec: BackboneSpec) -> int:
+    """The largest input size accepted: twice the native size, and at most MAX_IMG_SIZE."""
+    return min(2 * spec.native_size, MAX_IMG_SIZE)
+
+
 def check_size(spec: BackboneSpec, img_size: int) -> None:
-    """Raises ValueError when `img_size` is below the backbone's minimum input size."""
+    """Raises ValueError when `img_size` is below the backbone's minimum or above `max_img_size`."""
     if int(img_size) < spec.min_size:
         raise ValueError(
             f"{spec.name} needs an input size of at least {spec.min_size} px; got {img_size}. "
             f"Pick a size >= {spec.min_size} or 'native' ({spec.native_size})."
+        )
+    if int(img_size) > max_img_size(spec):
+        raise ValueError(
+            f"{img_size} px is too large for {spec.name}: CIFAR-10's 32 px images gain nothing past twice the "
+            f"native {spec.native_size} px, and activation memory grows with the square of the size. "
+            f"Pick at most {max_img_size(spec)} px."
         )
 
 

@@ -12,7 +12,7 @@ import os
 
 import pandas as pd
 
-from benchmark.core.atomic import write_text
+from benchmark.core.atomic import atomic_path, write_text
 from benchmark.core.results import (TOP_SCORER_RULE, best_rows, load_environment, load_epoch_ratio, load_examples,
                                     load_results, top_scorer)
 
@@ -238,9 +238,8 @@ def _save(fig, path: str) -> None:
     """Saves a figure as PNG atomically and closes it."""
     import matplotlib.pyplot as plt
 
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a unique temp name: concurrent builds never share one
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

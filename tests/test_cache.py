@@ -17,10 +17,14 @@ def _entry(cache, data="d1"):
     return cache.features("MobileNetV2", 96, "train", {"weights": "abc", "data": data})
 
 
+def _timing(n):  # sidecars must hold the four timing fields
+    return {"images_timed": n, "seconds_timed": 1.0, "wall_s": 1.5, "batch_size": 16}
+
+
 def _save(entry, n=50, d=8):
     feats = np.random.default_rng(0).normal(size=(n, d)).astype(np.float16)
     labels = np.arange(n) % 10
-    entry.save(feats, labels, {"timing": {"images_timed": n}})
+    entry.save(feats, labels, {"timing": _timing(n)})
     return feats, labels
 
 
@@ -94,14 +98,14 @@ def test_file_without_sidecar_counts_as_absent(cache):
 
 def test_chunks_resume_and_are_verified(cache, caplog):
     entry = _entry(cache)
-    entry.save_chunk(0, np.ones((4, 3), np.float16), {"images_timed": 4})
+    entry.save_chunk(0, np.ones((4, 3), np.float16), _timing(4))
     got, timing = entry.load_chunk(0, 4)
     assert got.shape == (4, 3) and timing["images_timed"] == 4
     assert entry.load_chunk(1, 4) is None
     with caplog.at_level(logging.WARNING, logger="benchmark"):
         assert entry.load_chunk(0, 5) is None  # wrong length: discarded
     assert entry.load_chunk(0, 4) is None
-    entry.save_chunk(0, np.ones((4, 3), np.float16), {})
+    entry.save_chunk(0, np.ones((4, 3), np.float16), _timing(4))
     _save(entry)
     assert not os.path.exists(entry.partial_dir)  # finished entries drop their chunks
 
@@ -109,8 +113,10 @@ def test_chunks_resume_and_are_verified(cache, caplog):
 def test_head_results(cache, caplog):
     parts = {"features": "k", "head": {"kind": "linear"}}
     assert cache.load_head(parts) is None
-    cache.save_head(parts, {"test_acc": 0.5})
-    assert cache.load_head(parts) == {"test_acc": 0.5}
+    result = {"val_acc": 0.5, "test_acc": 0.5, "test_ci_low": 0.4, "test_ci_high": 0.6, "per_class_acc": [0.5] * 10,
+              "confusion": [[0] * 10] * 10, "test_pred": [0], "epochs": 3, "head_train_s": 0.1}
+    cache.save_head(parts, result)
+    assert cache.load_head(parts) == result
     path = cache._head_path(make_key(parts))
     open(path, "w").write("{not json")
     with caplog.at_level(logging.WARNING, logger="benchmark"):

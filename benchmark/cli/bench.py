@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive_int, default=32, help="extraction batch size (default 32)")
     run.add_argument("--seed", type=int, default=0, help="seed of the split, heads and bootstrap (default 0)")
     run.add_argument("--time-only", action="store_true", help="time extraction only; train no heads")
-    run.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS), help="heads to train")
+    run.add_argument("--heads", nargs="+", choices=HEADS, help=f"heads to train (default: {' '.join(HEADS)})")
     run.add_argument("--time-images", type=_positive_int, default=64,
                      help="images timed for timing-only rows (default 64)")
     run.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
@@ -130,6 +130,18 @@ def print_registry(weights_dir: str | None, echo=print) -> None:
                                                               weights_dir else "") + ".")
 
 
+def check_flags(args) -> None:
+    """Contradictory or repeated flags: one line naming them, before anything runs."""
+    if args.list and (args.all or args.backbones):
+        raise ValueError("--list prints the registry and runs nothing; drop --all/--backbones, or drop --list")
+    if args.heads is not None and len(set(args.heads)) != len(args.heads):
+        raise ValueError(f"--heads names a head twice ({' '.join(args.heads)}); give each once")
+    if args.time_only and args.heads is not None:
+        raise ValueError("--time-only trains no heads; drop --heads, or drop --time-only")
+    if args.report_dir and args.no_report:
+        raise ValueError("--report-dir says where the report goes and --no-report says to build none; drop one")
+
+
 def config_from_args(args) -> RunConfig:
     if args.all and args.backbones:
         raise ValueError("give either --all or --backbones, not both")
@@ -163,7 +175,7 @@ def config_from_args(args) -> RunConfig:
         batch_size=args.batch_size,
         seed=args.seed,
         time_only=args.time_only,
-        heads=tuple(args.heads),
+        heads=tuple(args.heads or HEADS),
         n_time_images=args.time_images * (4 if full else 1),
         chunk_size=args.chunk_size,
         precision=args.precision,
@@ -177,6 +189,7 @@ def main(argv=None) -> int:
     start(args.verbose)
 
     def work() -> int:
+        check_flags(args)
         if args.list:
             print_registry(args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV))
             return 0
@@ -184,6 +197,10 @@ def main(argv=None) -> int:
             print_plan(args.out, args.plan)
             return 0
         config = config_from_args(args)
+        if not args.no_report:  # found now, not after the whole run
+            from ..run.runner import check_writable_dir
+
+            check_writable_dir(args.report_dir or os.path.join(config.out, "report"), "--report-dir")
         from report import build_report
 
         from ..run.runner import Runner

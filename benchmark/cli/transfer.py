@@ -64,6 +64,7 @@ def _setup(args, echo=print):
 
     from ..core.data import load_cifar10, make_splits
     from ..core.store import Store
+    from ..core.weights import weights_problem
     from ..transfer.ensemble import default_members, parse_member
     from ..transfer.select import choose_backbone
     from ..transfer.train import Transfer, TransferConfig
@@ -86,6 +87,10 @@ def _setup(args, echo=print):
         members = default_members(spec.name, args.weights_dir, echo)
     store = Store(args.cache_dir)
     store.check_writable()
+    for name in [spec.name, *members]:  # a bad weights file: one line now, not a traceback after the data load
+        problem = weights_problem(backbones.get(name), backbones.resolve_weights(name, args.weights_dir), store)
+        if problem:
+            raise ValueError(problem)
     data = load_cifar10(args.data_dir)
     splits = make_splits(data, n_val_holdout=args.val_holdout, n_train=args.train_size, n_test=args.test_size,
                          seed=args.seed)

@@ -88,9 +88,10 @@ def copy_file(src: str, dst: str) -> None:
 
 
 def probe_writable(folder: str) -> None:
-    """Creates `folder` if needed and writes a file there; raises OSError when it cannot."""
+    """Creates `folder` if needed and writes a file there; raises OSError when it cannot.
+
+    The probe has a unique name, so concurrent runs never trip over each other's.
+    """
     os.makedirs(folder, exist_ok=True)
-    probe = os.path.join(folder, ".write-test")
-    with atomic_open(probe, "w") as f:
-        f.write("ok")
-    os.unlink(probe)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", suffix=".tmp"):
+        pass

@@ -11,6 +11,8 @@ import os
 
 import pandas as pd
 
+import backbones
+
 from .atomic import write_json, write_npz, write_text
 
 SCHEMA_VERSION = 4
@@ -63,6 +65,9 @@ COLUMNS = {
 }
 
 
+FLOAT_COLUMNS = ("imagenet_top1", "samples_per_sec", "ms_per_img", "extract_wall_s", "peak_rss_mb", "gflops_per_img",
+                 "gflops_per_sec", "matmul_peak_gflops", "pct_of_peak", "val_acc", "test_acc", "test_ci_low",
+                 "test_ci_high", "head_train_s")
 INT_COLUMNS = ("img_size", "param_count", "feature_dim", "images_timed", "batch_size", "train_size",
                "val_size", "test_size", "head_epochs", "seed", "schema_version")
 
@@ -101,7 +106,11 @@ def load_results(out_dir: str) -> pd.DataFrame:
     path = os.path.join(out_dir, "results.csv")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no results at {path}; run `python -m benchmark` first")
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ResultsSchemaError(f"{path} is not a results table ({str(err).strip()}); move it away or pass "
+                                 f"another --out, then rerun the benchmark") from None
     versions = set(frame.get("schema_version", pd.Series([None])).dropna().astype(int))
     if len(versions) == 1 and (old := next(iter(versions))) in _MIGRATIONS:
         for version in range(old, SCHEMA_VERSION):
@@ -115,7 +124,32 @@ def load_results(out_dir: str) -> pd.DataFrame:
             f"schema {SCHEMA_VERSION}" + (f" (missing columns: {', '.join(missing)})" if missing else "")
             + ". Move it away or pass another --out, then rerun the benchmark."
         )
+    _check_values(frame, path)
     return frame
+
+
+TEXT_VALUES = {"model": set(backbones.names()), "weights": {"imagenet", "random"},
+               "head": {"linear", "mlp", "none"}}
+
+
+def _check_values(frame: pd.DataFrame, path: str) -> None:
+    """Raises ResultsSchemaError naming the file, line and column of the first value of the wrong kind."""
+    for col in COLUMNS:
+        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = frame[col].notna() & values.isna()
+            expected = "a number"
+        elif col in TEXT_VALUES:
+            bad = frame[col].notna() & ~frame[col].isin(TEXT_VALUES[col])
+            expected = "a registry name" if col == "model" else f"one of {', '.join(sorted(TEXT_VALUES[col]))}"
+        else:
+            continue
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ResultsSchemaError(f"{path}, line {i + 2}, column {col}: {frame[col].iloc[i]!r} is not "
+                                     f"{expected}; fix or delete that row, or rerun the benchmark into a new --out")
+        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
+            frame[col] = values
 
 
 N_EXAMPLES = 48
@@ -139,8 +173,20 @@ def load_examples(out_dir: str) -> tuple:
 
 
 def load_environment(out_dir: str) -> dict:
-    with open(os.path.join(out_dir, "environment.json")) as f:
-        return json.load(f)
+    """environment.json beside the results; ResultsSchemaError naming the file when it is not a JSON object."""
+    return _load_json(os.path.join(out_dir, "environment.json"))
+
+
+def _load_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ResultsSchemaError(f"{path} is not valid JSON ({err}); delete it and rerun the command that "
+                                 f"wrote it") from None
+    if not isinstance(obj, dict):
+        raise ResultsSchemaError(f"{path} does not hold a JSON object; delete it and rerun the command that wrote it")
+    return obj
 
 
 # `python -m benchmark.epoch_ratio` writes this file beside the results; the report reads it.
@@ -150,10 +196,7 @@ EPOCH_RATIO_FILE = "epoch_ratio.json"
 def load_epoch_ratio(out_dir: str) -> dict | None:
     """The cached-head against end-to-end epoch measurement, or None when there is none."""
     path = os.path.join(out_dir, EPOCH_RATIO_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return _load_json(path) if os.path.exists(path) else None
 
 
 # -- the one rule for "the best row", used by the console, the report and 0-transfer.py --

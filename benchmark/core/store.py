@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,24 +68,54 @@ def make_key(parts: dict) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+TIMING_FIELDS = ("images_timed", "seconds_timed", "wall_s", "batch_size")
+HEAD_FIELDS = ("val_acc", "test_acc", "test_ci_low", "test_ci_high", "per_class_acc", "confusion", "test_pred",
+               "epochs", "head_train_s")
+STALE_TEMP_S = 24 * 3600  # temp files older than this are leftovers of killed writers
+
+
+def seal(meta: dict) -> dict:
+    """`meta` with `meta_sha256`, a checksum of the rest of it: an edited sidecar is detected like an edited array."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return {**body, "meta_sha256": make_key(body)}
+
+
+def check_seal(meta: dict) -> None:
+    """Raises ValueError when a sealed sidecar was modified (entries written before sealing carry no seal)."""
+    if "meta_sha256" in meta and seal(meta)["meta_sha256"] != meta["meta_sha256"]:
+        raise ValueError("sidecar metadata modified (checksum mismatch)")
+
+
+def check_timing(meta: dict) -> None:
+    """Raises ValueError unless `meta["timing"]` holds the four numeric timing fields."""
+    timing = meta.get("timing")
+    if not isinstance(timing, dict) or not all(isinstance(timing.get(k), (int, float)) and not
+                                               isinstance(timing.get(k), bool) for k in TIMING_FIELDS):
+        raise ValueError(f"sidecar lacks a valid timing ({', '.join(TIMING_FIELDS)})")
+
+
 def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict] | None:
-    """Loads an .npz + sidecar pair; None when absent; raises ValueError when corrupt."""
-    if not os.path.exists(meta_path):
-        return None
+    """Loads an .npz + sidecar pair; None when absent (or gone while reading); raises ValueError when corrupt."""
     try:
         with open(meta_path) as f:
             meta = json.load(f)
+    except FileNotFoundError:
+        return None
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"unreadable sidecar ({err})") from err
-    if meta.get("key") != key:
+    if not isinstance(meta, dict) or meta.get("key") != key:
         raise ValueError("sidecar key does not match (different data, weights or settings)")
-    if not os.path.exists(npz_path):
-        raise ValueError("feature file missing")
-    if sha256_file(npz_path) != meta.get("sha256"):
-        raise ValueError("checksum mismatch (truncated or modified file)")
+    check_seal(meta)
+    check_timing(meta)
     try:
+        if sha256_file(npz_path) != meta.get("sha256"):
+            raise ValueError("checksum mismatch (truncated or modified file)")
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise ValueError("feature file missing") from None
+    except ValueError:
+        raise
     except Exception as err:  # zipfile/format errors of many kinds
         raise ValueError(f"unreadable feature file ({err})") from err
     feats = arrays.get("features")
@@ -92,6 +123,14 @@ def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict]
         raise ValueError(f"features have shape {None if feats is None else feats.shape}, "
                          f"sidecar says {meta.get('shape')}")
     return arrays, meta
+
+
+def _unlink_all(paths) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:  # another run discarded it first
+            pass
 
 
 @dataclass
@@ -122,9 +161,7 @@ class FeatureEntry:
 
     def _discard(self, paths, reason: str) -> None:
         log.warning("cache: discarding %s (%s); recomputing", os.path.basename(paths[0]), reason)
-        for p in paths:
-            if os.path.exists(p):
-                os.unlink(p)
+        _unlink_all(paths)
 
     def load(self) -> tuple[np.ndarray, np.ndarray, dict] | None:
         """Returns `(features, labels, meta)`, or None when absent or corrupt."""
@@ -141,7 +178,7 @@ class FeatureEntry:
     def save(self, features: np.ndarray, labels: np.ndarray, meta: dict) -> None:
         """Stores the entry atomically and drops any partial chunks."""
         sha = write_npz(self.npz_path, features=features, labels=labels)
-        write_json(self.meta_path, {**meta, "key": self.key, "sha256": sha, "shape": list(features.shape)})
+        write_json(self.meta_path, seal({**meta, "key": self.key, "sha256": sha, "shape": list(features.shape)}))
         shutil.rmtree(self.partial_dir, ignore_errors=True)
 
     # -- chunks of an extraction in progress, for resuming after a crash --
@@ -153,7 +190,7 @@ class FeatureEntry:
     def save_chunk(self, index: int, features: np.ndarray, timing: dict) -> None:
         npz_path, meta_path = self._chunk_paths(index)
         sha = write_npz(npz_path, features=features)
-        write_json(meta_path, {"key": self.key, "sha256": sha, "shape": list(features.shape), "timing": timing})
+        write_json(meta_path, seal({"key": self.key, "sha256": sha, "shape": list(features.shape), "timing": timing}))
 
     def load_chunk(self, index: int, rows: int) -> tuple[np.ndarray, dict] | None:
         """A finished chunk of `rows` features, or None when absent or corrupt."""
@@ -177,7 +214,7 @@ class Store:
         self.root = os.path.abspath(root or default_cache_dir())
 
     def check_writable(self) -> None:
-        """Raises PermissionError naming the folder when it cannot be written."""
+        """Raises PermissionError naming the folder when it cannot be written; removes stale temp files."""
         try:
             probe_writable(self.root)
         except OSError as err:
@@ -185,6 +222,22 @@ class Store:
                 f"cache folder {self.root!r} is not writable ({err.strerror or err}). "
                 f"Pass a writable folder to --cache-dir or set ${CACHE_ENV}."
             ) from err
+        self.remove_stale_temp()
+
+    def remove_stale_temp(self, max_age_s: float = STALE_TEMP_S) -> int:
+        """Deletes temp files (`.<name>.*.tmp*`, see `atomic`) older than `max_age_s`: a killed writer's leftovers.
+        Younger ones may belong to a run in progress. Returns how many were removed."""
+        cutoff, removed = time.time() - max_age_s, 0
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    if name.startswith(".") and ".tmp" in name and os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def features(self, backbone: str, img_size: int, split: str, parts: dict) -> FeatureEntry:
         """The entry of one split's features; `parts` from `feature_key_parts`."""
@@ -197,24 +250,37 @@ class Store:
         return os.path.join(self.root, "heads", f"{key}.json")
 
     def load_head(self, parts: dict) -> dict | None:
+        """A trained head's result (see `HEAD_FIELDS`), or None when absent or invalid (then discarded)."""
         key = make_key(parts)
         path = self._head_path(key)
-        if not os.path.exists(path):
-            return None
         try:
             with open(path) as f:
                 record = json.load(f)
-            if record.get("key") != key:
-                raise ValueError("key mismatch")
-            return record["result"]
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("cache: discarding head result %s (%s); retraining", os.path.basename(path), err)
-            os.unlink(path)
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError) as err:
+            return self._discard_head(path, f"unreadable ({err})")
+        if not isinstance(record, dict) or record.get("key") != key:
+            return self._discard_head(path, "key mismatch")
+        try:
+            check_seal(record)
+        except ValueError as err:
+            return self._discard_head(path, str(err))
+        result = record.get("result")
+        bad = [f for f in HEAD_FIELDS if not isinstance(result, dict) or f not in result]
+        if bad:
+            return self._discard_head(path, f"result lacks {', '.join(bad)}")
+        return result
+
+    @staticmethod
+    def _discard_head(path: str, reason: str) -> None:
+        log.warning("cache: discarding head result %s (%s); retraining", os.path.basename(path), reason)
+        _unlink_all([path])
+        return None
 
     def save_head(self, parts: dict, result: dict) -> None:
         key = make_key(parts)
-        write_json(self._head_path(key), {"key": key, "parts": parts, "result": result})
+        write_json(self._head_path(key), seal({"key": key, "parts": parts, "result": result}))
 
     # -- finished model files, so a warm 0-transfer.py run skips training --
 

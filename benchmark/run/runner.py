@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
 from ..core.results import N_EXAMPLES, write_examples, write_results
 from ..core.store import Store
+from ..core.weights import weights_problem
 from .config import RunConfig, parse_executor
 from .executor import InlineExecutor, JobFailed, ProcessExecutor, is_download_failure
 from .plan import plan
@@ -49,6 +51,7 @@ class Prepared:
     data_fingerprint: str
     weights: dict[str, backbones.WeightsSource]
     environment: dict
+    bad_weights: dict[str, str]  # backbone -> why its weights file cannot be used
 
 
 def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
@@ -57,6 +60,10 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     pairs = plan(config)
     store.check_writable()
     check_writable_dir(config.out, "--out")
+    weights = {spec.name: backbones.resolve_weights(spec.name, config.weights_from) for spec, _ in pairs}
+    specs = {spec.name: spec for spec, _ in pairs}
+    bad_weights = {name: problem for name, spec in specs.items()
+                   if (problem := weights_problem(spec, weights[name], store))}  # before the data load
     echo(f"Loading CIFAR-10 from {config.data_dir or os.environ.get('CIFAR10_DIR') or 'keras.datasets'} ...")
     data = load_cifar10(config.data_dir)
     recipe = SplitRecipe(data_dir=None if data.source == "keras.datasets" else data.source,
@@ -66,7 +73,6 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     n = {name: len(split) for name, split in splits.items()}
     echo(f"Splits: train {n['train']}, val {n['val']}, test {n['test']} (seed {config.seed})"
          + ("  [lossy JPEG copy of CIFAR-10]" if data.lossy_jpeg else ""))
-    weights = {spec.name: backbones.resolve_weights(spec.name, config.weights_from) for spec, _ in pairs}
     random = sorted({name for name, w in weights.items() if not w.pretrained})
     if random and not config.time_only:
         where = config.weights_from or os.environ.get(backbones.WEIGHTS_ENV) or "the request"
@@ -81,7 +87,7 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
         "config": vars(config), "heads": {kind: HeadConfig(kind=kind).as_dict() for kind in HEADS},
         "schema": "one row per (model, img_size, head); see benchmark/core/results.py COLUMNS",
     }
-    return Prepared(pairs, splits, recipe, splits_fingerprint(splits), weights, environment)
+    return Prepared(pairs, splits, recipe, splits_fingerprint(splits), weights, environment, bad_weights)
 
 
 @dataclass
@@ -181,8 +187,12 @@ class Runner:
                   + f"  [{format_duration(seconds)} this pair; {progress}]")
 
     def start(self, prepared: Prepared, spec, img_size: int, prefix: str, executor) -> Pending:
-        """The pair's cached features, or its job submitted to `executor`."""
+        """The pair's cached features, or its job submitted to `executor`; a failure when its weights are bad."""
         job = self.job(prepared, spec, img_size, prepared.weights[spec.name], prefix)
+        if spec.name in prepared.bad_weights:
+            failed: Future = Future()
+            failed.set_exception(JobFailed(prepared.bad_weights[spec.name], "BadWeights", socket.gethostname()))
+            return Pending(job, future=failed)
         sets = cached_features(job, prepared.splits, self.store)
         if all(found is not None for found in sets.values()):
             self.echo(f"{prefix}  features from cache")

@@ -1,0 +1,289 @@
+"""The fault suite: each way a user, a disk or a concurrent run can hurt a run, as a named case.
+
+Every case asserts the exit code, that the message names the culprit, that no
+traceback is printed, and where it applies that nothing was lost.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module_args, cwd=ROOT):
+    env = {k: v for k, v in os.environ.items() if k != "BACKBONE_WEIGHTS_DIR"}
+    return subprocess.run([sys.executable, *module_args], cwd=cwd, capture_output=True, text=True,
+                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+
+
+def _bench(tiny_cifar_dir, tmp_path, *args, out="r", cache="c", report=False):
+    return _run(["-m", "benchmark", "--data-dir", tiny_cifar_dir, "--val-holdout", "100", "--train-size", "100",
+                 "--val-size", "50", "--test-size", "50", "--time-images", "8", "--batch-size", "16",
+                 "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / cache),
+                 *([] if report else ["--no-report"]), *args])
+
+
+def _clean_error(done, code, *names):
+    assert done.returncode == code, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    for name in names:
+        assert name in done.stderr, (name, done.stderr[-2000:])
+
+
+# -- flags: one line, exit 2, nothing run --
+
+FLAG_CASES = {
+    "size above twice native": (["--backbones", "MobileNetV2", "--sizes", "10000"], ["10000 px is too large",
+                                                                                       "at most 448 px"]),
+    "val holdout too large": (["--backbones", "MobileNetV2", "--val-holdout", "50000"], ["--val-holdout"]),
+    "negative train size": (["--backbones", "MobileNetV2", "--train-size", "-5"], ["--train-size", "positive"]),
+    "list with --all": (["--list", "--all"], ["--list"]),
+    "list with --backbones": (["--list", "--backbones", "FooNet"], ["--list"]),
+    "a head twice": (["--backbones", "MobileNetV2", "--heads", "linear", "linear"], ["--heads names a head twice"]),
+    "heads with --time-only": (["--backbones", "MobileNetV2", "--time-only", "--heads", "mlp"], ["--time-only"]),
+    "report dir unwritable": (["--backbones", "MobileNetV3Small", "--time-only", "--report-dir", "/proc/x"],
+                              ["--report-dir", "/proc/x"]),
+    "bad executor": (["--backbones", "MobileNetV2", "--executor", "dask-local:0"], ["--executor"]),
+}
+
+
+@pytest.mark.parametrize("case", list(FLAG_CASES))
+def test_bad_flags(case, tiny_cifar_dir, tmp_path):
+    args, names = FLAG_CASES[case]
+    t0 = time.perf_counter()
+    done = _bench(tiny_cifar_dir, tmp_path, *args, report="--report-dir" in args)
+    _clean_error(done, 2, *names)
+    assert not os.path.exists(tmp_path / "r" / "results.csv")
+    assert time.perf_counter() - t0 < 120  # found before any model is built
+
+
+def test_transfer_size_not_a_number(tmp_path):
+    done = _run([os.path.join(ROOT, "0-transfer.py"), "--backbone", "MobileNetV2", "--size", "abc"], cwd=tmp_path)
+    _clean_error(done, 2, "'abc'", "pixels or 'native'")
+
+
+# -- bad weights files: found before the data load, one line, the sweep goes on, exit 1 --
+
+def _garbage(path, other):
+    path.write_bytes(b"\x00garbage" * 100)
+
+
+def _truncated(path, other):
+    import keras
+
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg") \
+        .save_weights(str(path))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def _another_backbones(path, other):
+    import keras
+
+    keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg") \
+        .save_weights(str(path))
+
+
+@pytest.mark.parametrize("make", [_garbage, _truncated, _another_backbones], ids=["garbage", "truncated", "other"])
+def test_bad_weights_file(make, tiny_cifar_dir, tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    path = weights / "MobileNetV2_notop_imagenet.weights.h5"
+    make(path, None)
+    done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNetV2", "MobileNetV3Small", "--sizes", "32",
+                  "--weights-dir", str(weights))
+    _clean_error(done, 1, str(path), "MobileNetV2", "does not fit")
+    frame = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert list(frame["model"]) == ["MobileNetV3Small"]  # the rest of the sweep went on
+
+
+# -- the cache: wrong but parseable metadata is found, discarded with one warning, and recomputed --
+
+@pytest.fixture
+def warm(tiny_cifar_dir, tmp_path):
+    """A finished tiny run (MobileNetV3Small with fake weights: features, heads, a results table)."""
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg") \
+        .save_weights(str(weights / "MobileNetV3Small_notop_imagenet.weights.h5"))
+    args = ["--backbones", "MobileNetV3Small", "--sizes", "32", "--weights-dir", str(weights), "--heads", "linear"]
+    done = _bench(tiny_cifar_dir, tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    return args
+
+
+def _sidecars(tmp_path, split):
+    return [p for p in (tmp_path / "c" / "features" / "MobileNetV3Small").glob(f"32px-{split}-*.json")]
+
+
+def _edit_timing(tmp_path):
+    path = _sidecars(tmp_path, "train")[0]
+    meta = json.loads(path.read_text())
+    meta["timing"]["seconds_timed"] /= 2  # an edited measurement
+    path.write_text(json.dumps(meta))
+
+
+def _drop_timing(tmp_path):  # resealed: a sidecar whose checksum holds but whose fields do not
+    from benchmark.core.store import seal
+
+    path = _sidecars(tmp_path, "val")[0]
+    meta = json.loads(path.read_text())
+    del meta["timing"]
+    path.write_text(json.dumps(seal(meta)))
+
+
+def _empty_head_result(tmp_path):
+    from benchmark.core.store import seal
+
+    for path in (tmp_path / "c" / "heads").glob("*.json"):
+        record = json.loads(path.read_text())
+        record["result"] = {}
+        path.write_text(json.dumps(seal(record)))
+
+
+@pytest.mark.parametrize("corrupt, culprit", [(_edit_timing, "metadata modified"), (_drop_timing, "timing"),
+                                              (_empty_head_result, "result lacks")],
+                         ids=["edited timing", "sidecar without timing", "head result empty"])
+def test_wrong_cache_metadata_is_recomputed(corrupt, culprit, warm, tiny_cifar_dir, tmp_path):
+    before = pd.read_csv(tmp_path / "r" / "results.csv")
+    corrupt(tmp_path)
+    done = _bench(tiny_cifar_dir, tmp_path, *warm)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("warning: cache: discarding") >= 1 and culprit in done.stderr
+    after = pd.read_csv(tmp_path / "r" / "results.csv")
+    pd.testing.assert_series_equal(before["test_acc"], after["test_acc"])  # recomputed, not lost
+    again = _bench(tiny_cifar_dir, tmp_path, *warm)  # healed: the next run reads everything from the cache
+    assert "discarding" not in again.stderr and (pd.read_csv(tmp_path / "r" / "results.csv")["from_cache"]).all()
+
+
+# -- a malformed results folder: the report and 0-transfer.py name file, line and column --
+
+def _results(tmp_path):
+    from benchmark.core.results import write_results
+
+    rows = [{"model": "MobileNetV2", "img_size": 96, "head": "linear", "weights": "imagenet", "val_acc": 0.7,
+             "test_acc": 0.7, "test_ci_low": 0.68, "test_ci_high": 0.72, "samples_per_sec": 100.0}]
+    write_results(rows, str(tmp_path / "res"), {"python": "3"})
+    return tmp_path / "res"
+
+
+def _text_val_acc(res):
+    frame = pd.read_csv(res / "results.csv")
+    frame["val_acc"] = frame["val_acc"].astype(object)
+    frame.loc[0, "val_acc"] = "high"
+    frame.to_csv(res / "results.csv", index=False)
+    return "column val_acc"
+
+
+def _garbage_row(res):
+    with open(res / "results.csv", "a") as f:
+        f.write("x" * 20 + "\n")
+    return "line 3"
+
+
+def _extra_field(res):
+    with open(res / "results.csv", "a") as f:
+        f.write(open(res / "results.csv").read().splitlines()[1] + ",extra\n")
+    return "results.csv"
+
+
+def _corrupt_environment(res):
+    (res / "environment.json").write_text("{not json")
+    return "environment.json"
+
+
+@pytest.mark.parametrize("damage", [_text_val_acc, _garbage_row, _extra_field, _corrupt_environment],
+                         ids=["text val_acc", "garbage row", "extra field", "corrupt environment.json"])
+def test_malformed_results_folder(damage, tmp_path):
+    res = _results(tmp_path)
+    culprit = damage(res)
+    done = _run(["-m", "report", "--results", str(res), "--out", str(tmp_path / "page")])
+    _clean_error(done, 2, culprit)
+    if damage is not _corrupt_environment:
+        done = _run([os.path.join(ROOT, "0-transfer.py"), "--results", str(res)], cwd=tmp_path)
+        _clean_error(done, 2, culprit)
+
+
+# -- the cache under concurrency and after a kill --
+
+def test_concurrent_writability_probes(tmp_path):
+    from benchmark.core.atomic import probe_writable
+
+    errors = []
+
+    def probe():
+        for _ in range(100):
+            try:
+                probe_writable(str(tmp_path))
+            except OSError as err:
+                errors.append(err)
+
+    threads = [threading.Thread(target=probe) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and os.listdir(tmp_path) == []
+
+
+def test_vanished_files_are_a_cache_miss(tmp_path):
+    from benchmark.core.store import Store
+
+    entry = Store(str(tmp_path)).features("MobileNetV2", 32, "train", {"data": "x"})
+    timing = {"images_timed": 1, "seconds_timed": 1.0, "wall_s": 1.0, "batch_size": 1}
+    entry.save(np.zeros((2, 3), np.float16), np.zeros(2, np.int64), {"timing": timing})
+    os.unlink(entry.meta_path)  # another run discarded it between our check and our read
+    assert entry.load() is None
+    entry.save_chunk(0, np.zeros((2, 3), np.float16), timing)
+    os.unlink(entry._chunk_paths(0)[0])
+    assert entry.load_chunk(0, 2) is None  # discarded as incomplete, no exception
+
+
+def test_stale_temp_files_are_removed(tmp_path):
+    from benchmark.core.store import Store
+
+    folder = tmp_path / "features" / "MobileNetV2"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".32px-train-x.npz.abc123.tmp", folder / ".32px-val-x.npz.def456.tmp"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"x")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    Store(str(tmp_path)).check_writable()
+    assert not stale.exists() and fresh.exists()  # a young one may belong to a run in progress
+
+
+# -- preprocess_data --
+
+def _preprocess():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transfer0", os.path.join(ROOT, "0-transfer.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.preprocess_data
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.full((4, 32, 32, 3), np.nan), "NaN or infinite"),
+    (np.full((4, 32, 32, 3), np.inf), "NaN or infinite"),
+    (np.random.default_rng(0).random((20, 32, 32, 3)), "0..255, not 0..1"),
+], ids=["nan", "inf", "scaled to 0..1"])
+def test_preprocess_data_rejects(X, message):
+    with pytest.raises(ValueError, match=message):
+        _preprocess()(X, np.arange(len(X)) % 10)
+
+
+def test_preprocess_data_accepts_a_few_black_images():
+    X = np.random.default_rng(0).integers(0, 256, (200, 32, 32, 3)).astype(np.float32)
+    X[:3] = 0.0
+    assert _preprocess()(X, np.arange(200) % 10)[0].shape == (200, 32, 32, 3)
