@@ -287,3 +287,51 @@ def test_preprocess_data_accepts_a_few_black_images():
     X = np.random.default_rng(0).integers(0, 256, (200, 32, 32, 3)).astype(np.float32)
     X[:3] = 0.0
     assert _preprocess()(X, np.arange(200) % 10)[0].shape == (200, 32, 32, 3)
+
+
+# -- the results folder keeps every run's rows --
+
+def _timing_run(tiny_cifar_dir, tmp_path, *backbones, extra=()):
+    (tmp_path / "nw").mkdir(exist_ok=True)
+    return _bench(tiny_cifar_dir, tmp_path, "--backbones", *backbones, "--sizes", "32", "--time-only",
+                  "--weights-dir", str(tmp_path / "nw"), *extra, out="shared", cache="c-" + "-".join(backbones))
+
+
+def test_a_second_run_adds_its_rows(tiny_cifar_dir, tmp_path):
+    first = _timing_run(tiny_cifar_dir, tmp_path, "MobileNetV2")
+    assert first.returncode == 0, first.stderr
+    second = _timing_run(tiny_cifar_dir, tmp_path, "MobileNet")
+    assert second.returncode == 0 and "added 1 and replaced 0" in second.stdout, second.stdout
+    assert list(pd.read_csv(tmp_path / "shared" / "results.csv")["model"]) == ["MobileNetV2", "MobileNet"]
+    again = _timing_run(tiny_cifar_dir, tmp_path, "MobileNetV2")  # the same key: superseded, not duplicated
+    assert "added 0 and replaced 1" in again.stdout
+    assert list(pd.read_csv(tmp_path / "shared" / "results.csv")["model"]) == ["MobileNetV2", "MobileNet"]
+    fresh = _timing_run(tiny_cifar_dir, tmp_path, "MobileNet", extra=["--fresh"])
+    assert fresh.returncode == 0 and list(pd.read_csv(tmp_path / "shared" / "results.csv")["model"]) == ["MobileNet"]
+
+
+def test_concurrent_runs_into_one_folder_lose_nothing(tiny_cifar_dir, tmp_path):
+    (tmp_path / "nw").mkdir()
+    names = ["MobileNetV2", "MobileNet", "MobileNetV3Small"]
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmark", "--backbones", name, "--sizes", "32", "--time-only",
+                               "--data-dir", tiny_cifar_dir, "--val-holdout", "100", "--train-size", "100",
+                               "--val-size", "50", "--test-size", "50", "--time-images", "8",
+                               "--weights-dir", str(tmp_path / "nw"), "--out", str(tmp_path / "shared"),
+                               "--cache-dir", str(tmp_path / f"c-{name}"), "--no-report"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}) for name in names]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert sorted(pd.read_csv(tmp_path / "shared" / "results.csv")["model"]) == sorted(names)
+
+
+def test_an_older_results_csv_is_imported_once(tiny_cifar_dir, tmp_path):
+    res = _results(tmp_path)  # a schema-4 table written without the database
+    (res / "environment.json").unlink()
+    frame = pd.read_csv(res / "results.csv")
+    frame.drop(columns=["host", "device"]).assign(schema_version=3).to_csv(res / "results.csv", index=False)
+    (tmp_path / "nw").mkdir()
+    done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNet", "--sizes", "32", "--time-only",
+                  "--weights-dir", str(tmp_path / "nw"), out="res")
+    assert done.returncode == 0, done.stderr
+    assert list(pd.read_csv(res / "results.csv")["model"]) == ["MobileNetV2", "MobileNet"]

@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument("--weights-dir", help=f"folder of <Name>_notop_imagenet.weights.h5 "
                                              f"(default ${backbones.WEIGHTS_ENV}, else the Keras download)")
     paths.add_argument("--cache-dir", help=f"feature cache (default ${CACHE_ENV} or {default_cache_dir()})")
-    paths.add_argument("--out", default="results", help="results folder (default: results)")
+    paths.add_argument("--out", default="results",
+                       help="results folder (default: results); a run adds its rows to those already there")
+    paths.add_argument("--fresh", action="store_true",
+                       help="start the results folder anew: delete its earlier rows (results.sqlite and exports)")
     run = p.add_argument_group("run")
     run.add_argument("--batch-size", type=_positive_int, default=32, help="extraction batch size (default 32)")
     run.add_argument("--seed", type=int, default=0, help="seed of the split, heads and bootstrap (default 0)")
@@ -197,6 +200,10 @@ def main(argv=None) -> int:
             print_plan(args.out, args.plan)
             return 0
         config = config_from_args(args)
+        if args.fresh:
+            from ..core.results_db import remove_results
+
+            remove_results(config.out)
         if not args.no_report:  # found now, not after the whole run
             from ..run.runner import check_writable_dir
 
@@ -209,7 +216,9 @@ def main(argv=None) -> int:
         frame = runner.run()
         print_summary(frame)
         if frame is not None:
-            print(f"{len(frame)} rows in {os.path.join(config.out, 'results.csv')}.")
+            print(f"{len(frame)} rows in {os.path.join(config.out, 'results.csv')}: this run added {runner.added} "
+                  f"and replaced {runner.replaced} (the same backbone, size, head, weights and data); earlier runs' "
+                  f"rows stay (--fresh starts anew).")
         if not args.no_report and frame is not None:
             page = build_report(config.out, args.report_dir or os.path.join(config.out, "report"), echo=lambda *_: None)
             print(f"Report: {page}")

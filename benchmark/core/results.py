@@ -158,8 +158,16 @@ N_EXAMPLES = 48
 def write_examples(out_dir: str, test, predictions: dict) -> None:
     """Writes examples.npz: the first `N_EXAMPLES` test images, their labels, and
     each head's predictions for them (key "model|img_size|head"), for the report."""
-    arrays = {"images": test.x[:N_EXAMPLES], "labels": test.y[:N_EXAMPLES]}
-    arrays.update({f"pred:{key}": value for key, value in predictions.items()})
+    import numpy as np
+
+    images, labels = test.x[:N_EXAMPLES], test.y[:N_EXAMPLES]
+    try:  # earlier runs' predictions on the same images stay, as their rows do
+        old_images, old_labels, earlier = load_examples(out_dir)
+        earlier = earlier if np.array_equal(old_images, images) and np.array_equal(old_labels, labels) else {}
+    except (OSError, KeyError, ValueError):
+        earlier = {}
+    arrays = {"images": images, "labels": labels}
+    arrays.update({f"pred:{key}": value for key, value in {**earlier, **predictions}.items()})
     write_npz(os.path.join(out_dir, "examples.npz"), **arrays)
 
 

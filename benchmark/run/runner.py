@@ -27,7 +27,8 @@ from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features
 from ..core.flops import matmul_peak_gflops
 from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
-from ..core.results import N_EXAMPLES, write_examples, write_results
+from ..core.results import N_EXAMPLES, write_examples
+from ..core.results_db import ResultsDB
 from ..core.store import Store
 from ..core.weights import weights_problem
 from .config import RunConfig, parse_executor
@@ -114,6 +115,7 @@ class Runner:
         self.store = Store(config.cache_dir)
         self.executor = executor  # None: made in run(), once the images are loaded
         self.failures: list[dict] = []
+        self.added = self.replaced = 0  # rows this run added to the results folder, and superseded there
         self._peak: float | None = None
         self._warned_peak = False
 
@@ -138,6 +140,8 @@ class Runner:
         pairs, window = prepared.pairs, getattr(executor, "max_pending", 1)
         t_start, rows, predictions, frame, pending = time.perf_counter(), [], {}, None, {}
         work = [self.planned_work(prepared, spec, img_size) for spec, img_size in pairs]
+        db = ResultsDB(self.config.out)
+        run_id = db.start_run({**prepared.environment, "settings": prepared.environment.get("config")})
         try:
             for i, (spec, img_size) in enumerate(pairs):
                 t0 = time.perf_counter()  # this pair's wait (a synchronous executor extracts inside submit)
@@ -145,8 +149,9 @@ class Runner:
                     pending[j] = self.start(prepared, *pairs[j], self.prefix(j, pairs), executor)
                 pair_rows = self.collect(prepared, pending.pop(i), spec, img_size, predictions, executor, t_start)
                 rows.extend(pair_rows)
-                frame = write_results(rows, self.config.out, {**prepared.environment, "hosts": _hosts(rows),
-                                                              "failed": self.failures})
+                added, replaced, frame = db.add(run_id, pair_rows, {**prepared.environment, "hosts": _hosts(rows),
+                                                                    "failed": self.failures})
+                self.added, self.replaced = self.added + added, self.replaced + replaced
                 write_examples(self.config.out, prepared.splits["test"], predictions)
                 self.echo_pair(self.prefix(i, pairs), pair_rows, time.perf_counter() - t0,
                                self.sweep_progress(i, work, time.perf_counter() - t_start))
@@ -154,6 +159,8 @@ class Runner:
             if hasattr(executor, "cancel"):  # queued jobs never start; finished chunks stay in the cache
                 executor.cancel([p.future for p in pending.values() if p.future is not None])
             raise
+        finally:
+            db.close()
         self.echo(f"Finished {len(pairs)} backbone/size pairs in {format_duration(time.perf_counter() - t_start)}"
                   + (f", {len(self.failures)} failed" if self.failures else "")
                   + f". Results: {os.path.join(self.config.out, 'results.csv')}")

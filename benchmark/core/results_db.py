@@ -1,0 +1,128 @@
+"""Every run's rows, kept: an SQLite database (`results.sqlite`, WAL mode) in the results folder.
+
+`results.csv` and `results.json` are exports of the latest row per key
+(`KEY_COLUMNS`: the same backbone, size, precision, head, weights and data),
+in the order each key first appeared. A run adds its rows and supersedes only
+its own keys, so a second run into the same folder, or two runs at once,
+lose nothing. Each run gets a `runs` record with its environment, settings,
+host and git sha. A `results.csv` written before this store existed is
+imported once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+
+import pandas as pd
+
+from .results import load_results, write_results
+
+DB_FILE = "results.sqlite"
+# What makes two rows "the same measurement": a newer one supersedes the older.
+KEY_COLUMNS = ("model", "img_size", "precision", "head", "weights_id", "data_fingerprint", "train_size", "val_size",
+               "test_size")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT, host TEXT, git_sha TEXT,
+                                 environment TEXT);
+CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER REFERENCES runs(id),
+                                 key TEXT NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS rows_key ON rows(key);
+"""
+
+
+def _plain(value):
+    """JSON for numpy scalars and pandas' missing values."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
+
+
+def row_key(row: dict) -> str:
+    return json.dumps([_plain(row.get(col)) for col in KEY_COLUMNS], default=str)
+
+
+class ResultsDB:
+    """The results folder's database; `add()` stores rows and re-exports results.csv/json."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        self.conn = sqlite3.connect(os.path.join(out_dir, DB_FILE), timeout=120, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        with self.locked():
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                self.conn.execute(statement)
+            self._import_legacy()
+
+    @contextlib.contextmanager
+    def locked(self):
+        """One writer at a time, across processes: SQLite's write lock for the whole block."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _import_legacy(self) -> None:
+        """A results.csv from before this store, into run 'imported', once (inside the lock)."""
+        csv = os.path.join(self.out_dir, "results.csv")
+        if self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] or not os.path.exists(csv):
+            return
+        frame = load_results(self.out_dir)  # validated and migrated to the current schema
+        run_id = self._insert_run({"imported_from": os.path.abspath(csv)})
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        self._insert_rows(run_id, rows)
+
+    def _insert_run(self, environment: dict) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO runs (started, host, git_sha, environment) VALUES (?, ?, ?, ?)",
+            (time.strftime("%Y-%m-%dT%H:%M:%S%z"), socket.gethostname(), environment.get("git_sha"),
+             json.dumps(environment, default=_plain)))
+        return int(cursor.lastrowid)
+
+    def _insert_rows(self, run_id: int, rows: list[dict]) -> tuple[int, int]:
+        added = replaced = 0
+        for row in rows:
+            key = row_key(row)
+            seen = self.conn.execute("SELECT 1 FROM rows WHERE key = ? LIMIT 1", (key,)).fetchone()
+            self.conn.execute("INSERT INTO rows (run_id, key, row) VALUES (?, ?, ?)",
+                              (run_id, key, json.dumps({k: _plain(v) for k, v in row.items()}, default=str)))
+            replaced, added = (replaced + 1, added) if seen else (replaced, added + 1)
+        return added, replaced
+
+    def start_run(self, environment: dict) -> int:
+        with self.locked():
+            return self._insert_run(environment)
+
+    def latest(self) -> list[dict]:
+        """The newest row of every key, in the order the keys first appeared."""
+        query = ("SELECT r.row FROM rows AS r JOIN (SELECT key, MIN(id) AS first, MAX(id) AS last FROM rows "
+                 "GROUP BY key) AS k ON r.id = k.last ORDER BY k.first")
+        return [json.loads(row) for (row,) in self.conn.execute(query)]
+
+    def add(self, run_id: int, rows: list[dict], environment: dict | None = None) -> tuple[int, int, pd.DataFrame]:
+        """Stores `rows` and re-exports the tables; returns `(added, replaced, the exported frame)`."""
+        with self.locked():
+            added, replaced = self._insert_rows(run_id, rows)
+            n_runs = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            env = None if environment is None else {**environment, "results_db": {"file": DB_FILE, "runs": n_runs}}
+            frame = write_results(self.latest(), self.out_dir, env)
+        return added, replaced, frame
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def remove_results(out_dir: str) -> None:
+    """`--fresh`: deletes the folder's results (database, exports, environment, examples) to start anew."""
+    for name in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", "results.csv", "results.json", "environment.json",
+                 "examples.npz"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(out_dir, name))
