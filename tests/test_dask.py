@@ -42,7 +42,8 @@ class Cluster:
 
     def __init__(self, tmp_path, n_workers: int = 2):
         self.address = f"tcp://127.0.0.1:{_free_port()}"
-        logs = open(tmp_path / "dask.log", "w")
+        self.log = tmp_path / "dask.log"  # the workers' output, their jobs' included
+        logs = open(self.log, "w")
         # The scheduler runs in another folder and without the project on its path: jobs are plain data.
         self.scheduler = subprocess.Popen(
             ["dask", "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
@@ -104,9 +105,20 @@ def test_dask_cluster_gives_the_local_table(cluster, tiny_cifar_dir, fake_weight
     assert "hosts" in open(tmp_path / "dask" / "environment.json").read()
 
 
+def _trust_weights(fake_weights, cache_dir, name="MobileNet"):
+    """A cached 'fits' verdict for the garbage file, so the up-front check passes and the job itself raises."""
+    import backbones
+
+    sha = backbones.sha256_file(os.path.join(fake_weights, f"{name}_notop_imagenet.weights.h5"))
+    os.makedirs(os.path.join(cache_dir, "weights-ok"), exist_ok=True)
+    open(os.path.join(cache_dir, "weights-ok", f"{name}-{sha}.ok"), "w").write("ok\n")
+
+
 def test_a_job_that_raises_is_retried_then_reported_and_the_sweep_goes_on(cluster, tiny_cifar_dir, fake_weights,
                                                                            tmp_path):
+    errors_before = cluster.log.read_text().count("worker error")
     for name, extra in (("local", []), ("dask", ["--executor", cluster.address])):
+        _trust_weights(fake_weights, tmp_path / f"c-{name}")
         done = _run(_cli(tiny_cifar_dir, fake_weights, tmp_path, name, *extra,
                          backbones=("MobileNet", "MobileNetV3Small")))
         assert done.returncode == 1, done.stderr
@@ -114,6 +126,7 @@ def test_a_job_that_raises_is_retried_then_reported_and_the_sweep_goes_on(cluste
         assert "Traceback" not in done.stderr.split("failed: MobileNet")[-1]
         frame = pd.read_csv(tmp_path / name / "results.csv")
         assert list(frame["model"]) == ["MobileNetV3Small"]  # the other job went on
+    assert cluster.log.read_text().count("worker error") - errors_before == 2  # Dask ran the failing job twice
 
 
 def test_unreachable_scheduler_is_a_clear_error(tiny_cifar_dir, fake_weights, tmp_path):
