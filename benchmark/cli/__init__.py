@@ -12,8 +12,8 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import subprocess
 import sys
-import threading
 from typing import Callable
 
 import backbones
@@ -45,33 +45,41 @@ def start(verbose: bool = False) -> None:
         filter_stderr()
 
 
+# The filter runs in a process of its own, in a session of its own (so Ctrl-C does not reach it): it drains
+# the pipe to its end, so a hard crash of this process (abort, fatal error) still shows its last words.
+_FILTER = ("import re, sys\n"
+           "drop = re.compile(sys.argv[1])\n"
+           "for line in sys.stdin.buffer:\n"
+           "    if not drop.match(line.decode('utf-8', 'replace')):\n"
+           "        sys.stderr.buffer.write(line)\n"
+           "        sys.stderr.buffer.flush()\n")
+
+
 def filter_stderr(drop: re.Pattern = FRAMEWORK_NOISE) -> None:
     """Routes this process's file descriptor 2, which its worker processes inherit, through a
-    thread that drops lines matching `drop`. Once per process, and only when nothing else
-    (a test runner's capture) has replaced `sys.stderr`."""
+    small filter process that drops lines matching `drop`. Once per process, and only when
+    nothing else (a test runner's capture) has replaced `sys.stderr`."""
     global _filtered
     if _filtered or sys.stderr is not sys.__stderr__:
         return
     _filtered = True
     sys.stderr.flush()
-    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _FILTER, drop.pattern], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    except OSError:  # no filter is better than no run
+        return
     original = os.dup(2)
-    os.dup2(write_fd, 2)
-    os.close(write_fd)
+    os.dup2(proc.stdin.fileno(), 2)
+    proc.stdin.close()
 
-    def pump() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            for line in pipe:
-                if not drop.match(line.decode("utf-8", "replace")):
-                    os.write(original, line)
-
-    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
-    thread.start()
-
-    def restore() -> None:  # at exit: hand fd 2 back and let the pump drain what is left
+    def restore() -> None:  # at exit: hand fd 2 back; the filter drains what is left and ends
         sys.stderr.flush()
         os.dup2(original, 2)
-        thread.join(timeout=5)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a straggling child still holds the pipe; it will end with it
+            pass
 
     atexit.register(restore)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -142,6 +143,12 @@ def _lookup(job: ExtractJob, images: dict[str, Split], store: Store) -> dict:
             for name, hit in found.items()}
 
 
+def in_cache(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> bool:
+    """True when every split of the job has a finished entry, without reading (or verifying) it."""
+    store = store or Store(job.cache_dir)
+    return all(os.path.exists(job.entry(store, split).meta_path) for split in select_splits(job, splits).values())
+
+
 def cached_features(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> dict:
     """`{split: FeatureSet or None}`: what the cache holds for the job, verified, without building anything."""
     looked_up = _lookup(job, select_splits(job, splits), store or Store(job.cache_dir))
@@ -191,7 +198,19 @@ def _extract(job: ExtractJob, missing: dict, base, echo) -> dict[str, FeatureSet
     progress = Progress(job.label or f"{job.backbone} @{job.img_size}px",
                         sum(len(split) for split, _ in missing.values()), echo)
     built_here = base is None
-    base = _build(job) if built_here else base
+    try:
+        base = _build(job) if built_here else base
+        out, resumed = _extract_with(job, base, missing, progress)
+    finally:
+        if built_here:  # also after a failure: --no-isolate goes on with the next backbone
+            base = None
+            release_keras()
+    progress.finish(f"built and extracted in {format_duration(time.perf_counter() - t0)}"
+                    + (f" (resumed {resumed} finished chunks of an interrupted run)" if resumed else ""))
+    return out
+
+
+def _extract_with(job: ExtractJob, base, missing: dict, progress: Progress) -> tuple[dict[str, FeatureSet], int]:
     bottom = split_base(base, job.cut)[0] if job.cut else base
     hw = {"flops_per_img": count_flops(bottom), "matmul_peak_gflops": job.matmul_peak_gflops,
           "host": socket.gethostname(), "device": sysinfo.device_name()}
@@ -207,12 +226,7 @@ def _extract(job: ExtractJob, missing: dict, base, echo) -> dict[str, FeatureSet
         meta = {"timing": timing.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(), **hw}
         entry.save(features, labels, meta)
         out[name] = FeatureSet(features, labels, meta, entry.key, from_cache=False)
-    progress.finish(f"built and extracted in {format_duration(time.perf_counter() - t0)}"
-                    + (f" (resumed {resumed} finished chunks of an interrupted run)" if resumed else ""))
-    if built_here:
-        del base, bottom, extractor
-        release_keras()
-    return out
+    return out, resumed
 
 
 def summed_timing(sets: dict[str, FeatureSet]) -> Timing:

@@ -20,7 +20,7 @@ import time
 
 import pandas as pd
 
-from .results import load_results, write_results
+from .results import load_results, to_frame, write_results
 
 DB_FILE = "results.sqlite"
 # What makes two rows "the same measurement": a newer one supersedes the older.
@@ -42,8 +42,13 @@ def _plain(value):
     return None if isinstance(value, float) and value != value else value
 
 
+def _key_value(value):
+    value = _plain(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # 2000.0 from a CSV is 2000
+
+
 def row_key(row: dict) -> str:
-    return json.dumps([_plain(row.get(col)) for col in KEY_COLUMNS], default=str)
+    return json.dumps([_key_value(row.get(col)) for col in KEY_COLUMNS], default=str)
 
 
 class ResultsDB:
@@ -53,11 +58,15 @@ class ResultsDB:
         self.out_dir = out_dir
         os.makedirs(out_dir, exist_ok=True)
         self.conn = sqlite3.connect(os.path.join(out_dir, DB_FILE), timeout=120, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        with self.locked():
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                self.conn.execute(statement)
-            self._import_legacy()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            with self.locked():
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    self.conn.execute(statement)
+                self._import_legacy()
+        except BaseException:
+            self.conn.close()
+            raise
 
     @contextlib.contextmanager
     def locked(self):
@@ -75,7 +84,7 @@ class ResultsDB:
         csv = os.path.join(self.out_dir, "results.csv")
         if self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] or not os.path.exists(csv):
             return
-        frame = load_results(self.out_dir)  # validated and migrated to the current schema
+        frame = to_frame(load_results(self.out_dir).to_dict("records"))  # validated, migrated, integer columns
         run_id = self._insert_run({"imported_from": os.path.abspath(csv)})
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
         self._insert_rows(run_id, rows)

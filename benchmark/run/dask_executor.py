@@ -11,9 +11,11 @@ and resumes from the finished chunks in the shared cache.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 
@@ -64,7 +66,8 @@ def run_job_task(job: dict) -> dict:
     try:
         return run_in_subprocess(job)
     except JobFailed as err:
-        raise RuntimeError(json.dumps({"message": str(err), "error_type": err.error_type, "host": err.host})) from None
+        raise RuntimeError(json.dumps({"message": str(err), "error_type": err.error_type,
+                                       "host": err.host or socket.gethostname()})) from None
 
 
 # What the scheduler receives for each job: a builtin (`eval`), this constant
@@ -84,13 +87,17 @@ class TaskFuture:
         return self.future.done()
 
     def result(self, timeout=None):
+        """The report; TimeoutError while the job runs; JobFailed for anything else that went wrong."""
         try:
             return self.future.result(timeout=timeout)
-        except RuntimeError as err:
+        except (TimeoutError, asyncio.TimeoutError):  # the same class only from Python 3.11 on
+            raise TimeoutError from None
+        except Exception as err:  # a job's failure, or Dask's own: KilledWorker, a worker without the project, ...
             try:
                 failure = json.loads(str(err))
-            except ValueError:
-                raise JobFailed(f"{type(err).__name__}: {err}") from None
+                failure["message"]
+            except (ValueError, TypeError, KeyError):
+                raise JobFailed(f"{type(err).__name__}: {err}", type(err).__name__) from None
             raise JobFailed(failure["message"], failure.get("error_type", ""), failure.get("host")) from None
 
 
@@ -150,7 +157,7 @@ class DaskExecutor:
         return sorted(self.client.scheduler_info()["workers"])
 
     def cancel(self, futures) -> None:
-        self.client.cancel([f.future for f in futures])
+        self.client.cancel([f.future for f in futures if isinstance(f, TaskFuture)])
 
     def close(self) -> None:
         self.client.close()

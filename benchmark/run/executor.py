@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -90,7 +91,7 @@ def run_in_subprocess(job: dict) -> dict:
         raise JobFailed(f"extracting {what} failed on {report.get('host')}: {report.get('error')}",
                         report.get("error_type", ""), report.get("host"))
     raise JobFailed(f"extracting {what} failed in its worker process (exit code {code}; its output is above). "
-                    f"Rerun with --no-isolate to run it in this process.")
+                    f"Rerun with --no-isolate to run it in this process.", "", socket.gethostname())
 
 
 def _wait(process: subprocess.Popen) -> int:

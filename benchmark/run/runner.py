@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout  # the builtin TimeoutError only from Python 3.11
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,7 +24,7 @@ import backbones
 from ..core import sysinfo
 from ..core.atomic import probe_writable
 from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
-from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features
+from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features, in_cache
 from ..core.flops import matmul_peak_gflops
 from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
@@ -93,10 +94,10 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
 
 @dataclass
 class Pending:
-    """A pair in flight: its job, and either its cached features or the executor's future."""
+    """A pair in flight: its job, and either the executor's future or `cached` (read when its turn comes)."""
 
     job: ExtractJob
-    sets: dict | None = None
+    cached: bool = False
     future: object = None
 
 
@@ -141,8 +142,8 @@ class Runner:
         t_start, rows, predictions, frame, pending = time.perf_counter(), [], {}, None, {}
         work = [self.planned_work(prepared, spec, img_size) for spec, img_size in pairs]
         db = ResultsDB(self.config.out)
-        run_id = db.start_run({**prepared.environment, "settings": prepared.environment.get("config")})
         try:
+            run_id = db.start_run({**prepared.environment, "settings": prepared.environment.get("config")})
             for i, (spec, img_size) in enumerate(pairs):
                 t0 = time.perf_counter()  # this pair's wait (a synchronous executor extracts inside submit)
                 for j in range(len(pending) + i, min(len(pairs), i + window)):  # submit ahead, up to the window
@@ -152,7 +153,8 @@ class Runner:
                 added, replaced, frame = db.add(run_id, pair_rows, {**prepared.environment, "hosts": _hosts(rows),
                                                                     "failed": self.failures})
                 self.added, self.replaced = self.added + added, self.replaced + replaced
-                write_examples(self.config.out, prepared.splits["test"], predictions)
+                with db.locked():  # another run into the same folder merges its predictions too
+                    write_examples(self.config.out, prepared.splits["test"], predictions)
                 self.echo_pair(self.prefix(i, pairs), pair_rows, time.perf_counter() - t0,
                                self.sweep_progress(i, work, time.perf_counter() - t_start))
         except KeyboardInterrupt:
@@ -200,12 +202,12 @@ class Runner:
             failed: Future = Future()
             failed.set_exception(JobFailed(prepared.bad_weights[spec.name], "BadWeights", socket.gethostname()))
             return Pending(job, future=failed)
-        sets = cached_features(job, prepared.splits, self.store)
-        if all(found is not None for found in sets.values()):
-            self.echo(f"{prefix}  features from cache")
-            return Pending(job, sets=sets)
-        job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
-        return Pending(job, future=executor.submit(job))
+        if in_cache(job, prepared.splits, self.store):  # read when its turn comes, not all at once ahead
+            return Pending(job, cached=True)
+        return Pending(job, future=self.submit(job, executor))
+
+    def submit(self, job: ExtractJob, executor):
+        return executor.submit(replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname()))
 
     def collect(self, prepared: Prepared, pending: Pending, spec, img_size: int, predictions: dict, executor,
                 t_start: float) -> list[dict]:
@@ -222,11 +224,15 @@ class Runner:
     def finish(self, prepared: Prepared, pending: Pending, executor, t_start: float):
         """`(sets, from_cache, weights)`. A failed ImageNet download falls back to random
         weights: the backbone is still timed, and its accuracy is left empty."""
-        job = pending.job
-        if pending.sets is not None:
-            return pending.sets, True, job.weights
+        job, future = pending.job, pending.future
+        if pending.cached:
+            sets = cached_features(job, prepared.splits, self.store)
+            if all(found is not None for found in sets.values()):
+                self.echo(f"{job.label}  features from cache")
+                return sets, True, job.weights
+            future = self.submit(job, executor)  # an entry failed verification: make it now
         try:
-            self.wait(pending.future, executor, t_start)
+            self.wait(future, executor, t_start)
         except Exception as err:
             if not (is_download_failure(err) and job.weights.kind == "imagenet"):
                 raise
@@ -234,8 +240,7 @@ class Runner:
                         "pass --weights-dir (README: 'Offline use').", str(err).splitlines()[-1], job.backbone,
                         job.spec.weights_filename)
             job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label)
-            job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
-            self.wait(executor.submit(job), executor, t_start)
+            self.wait(self.submit(job, executor), executor, t_start)
         sets = cached_features(job, prepared.splits, self.store)
         missing = [name for name, found in sets.items() if found is None]
         if missing:
@@ -248,7 +253,7 @@ class Runner:
         while True:
             try:
                 return future.result(timeout=self.status_every_s)
-            except TimeoutError:
+            except (TimeoutError, FutureTimeout):
                 if hasattr(executor, "status"):
                     self.echo(f"[sweep] {format_duration(time.perf_counter() - t_start)} elapsed; "
                               f"{executor.status()}")
