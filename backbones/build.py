@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .registry import BackboneSpec, get
 
@@ -49,6 +50,11 @@ class WeightsSource:
     def label(self) -> str:
         """The value written to the results' `weights` column."""
         return "random" if self.kind == "random" else "imagenet"
+
+
+@lru_cache(maxsize=None)
+def _weights_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: part of the memo's key only
+    return sha256_file(path)
 
 
 def sha256_file(path: str) -> str:
@@ -90,7 +96,9 @@ def resolve_weights(name: str, weights: str | None = None) -> WeightsSource:
         )
     path = os.path.join(weights, spec.weights_filename)
     if os.path.isfile(path):
-        return WeightsSource("file", path=path, identity=sha256_file(path))
+        st = os.stat(path)  # weights files are large and read often: hashed once per (path, size, mtime)
+        return WeightsSource("file", path=path, identity=_weights_sha256(os.path.abspath(path), st.st_size,
+                                                                        st.st_mtime_ns))
     return WeightsSource("random")
 
 

@@ -204,10 +204,11 @@ def main(argv=None) -> int:
             from ..core.results_db import remove_results
 
             remove_results(config.out)
+        report_dir = args.report_dir or os.path.join(config.out, "report")
         if not args.no_report:  # found now, not after the whole run
             from ..run.runner import check_writable_dir
 
-            check_writable_dir(args.report_dir or os.path.join(config.out, "report"), "--report-dir")
+            check_writable_dir(report_dir, "--report-dir")
         from report import build_report
 
         from ..run.runner import Runner
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
                   f"and replaced {runner.replaced} (the same backbone, size, head, weights and data); earlier runs' "
                   f"rows stay (--fresh starts anew).")
         if not args.no_report and frame is not None:
-            page = build_report(config.out, args.report_dir or os.path.join(config.out, "report"), echo=lambda *_: None)
+            page = build_report(config.out, report_dir, echo=lambda *_: None)
             print(f"Report: {page}")
         for failure in runner.failures:
             print(f"failed: {failure['model']} @{failure['img_size']}px on {failure['host']}: {failure['error']}",

@@ -14,6 +14,7 @@ returns them (tests check that).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -205,8 +206,9 @@ class Split:
     x: np.ndarray
     y: np.ndarray
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
+        """sha256 of the images and labels, computed once: every cache key of the split hashes it."""
         return fingerprint(self.x, self.y)
 
     def __len__(self) -> int:

@@ -21,10 +21,8 @@ def weights_problem(spec: backbones.BackboneSpec, weights: backbones.WeightsSour
         return None
     import keras
 
-    try:
-        base = spec.constructor(include_top=False, weights=None, input_shape=(spec.min_size, spec.min_size, 3),
-                                pooling="avg")
-        base.load_weights(weights.path)
+    try:  # built at its smallest size, which is enough to load and match every weight
+        backbones.build_base(spec.name, spec.min_size, weights, rewrite=False)
     except Exception as err:  # h5py, Keras and OS errors of many kinds
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         return (f"weights file {weights.path} does not fit {spec.name} ({type(err).__name__}: {reason}); "

@@ -14,7 +14,7 @@ import tempfile
 from concurrent.futures import Future
 
 from ..core.data import Split
-from ..core.features import ExtractJob
+from ..core.features import ExtractJob, WeightsUnavailable
 from .worker import run_job
 
 # The folder that holds the `benchmark` package, so a worker imports the same code from any working folder.
@@ -34,7 +34,7 @@ class JobFailed(RuntimeError):
 
 def is_download_failure(err: BaseException) -> bool:
     """True for a failed ImageNet download, raised in this process or reported by a worker."""
-    return type(err).__name__ == "WeightsUnavailable" or getattr(err, "error_type", "") == "WeightsUnavailable"
+    return isinstance(err, WeightsUnavailable) or getattr(err, "error_type", "") == WeightsUnavailable.__name__
 
 
 class InlineExecutor:
