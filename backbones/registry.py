@@ -39,9 +39,9 @@ class BackboneSpec:
             ImageNet mean, "builtin" is a no-op because the model rescales
             inside its own graph.
         interpolation: how 32x32 CIFAR images are upscaled to the input size.
-        finetune_cut: the layer below which the base stays frozen when its
-            last block is fine-tuned (its output maps are what gets cached),
-            or None where no cut is defined.
+        finetune_cut: where the base is cut when its last stage is
+            fine-tuned: everything below stays frozen and its output maps
+            are what gets cached (see `_FINETUNE_CUTS` for the forms).
         depthwise_rewrite: True where Keras writes depthwise convolutions as
             grouped `Conv2D` (ConvNeXt): `build_base` swaps them for
             `DepthwiseConv2D` with the same weights, which is about 5x faster
@@ -79,10 +79,31 @@ class BackboneSpec:
 
 
 # Where fine-tuning cuts: the input of the last stage, so only that stage
-# (a small share of the FLOPs) is trained on cached maps.
+# (a small share of the FLOPs) is trained on cached maps. A cut names a
+# layer's output, "<layer>.input" the tensor that layer reads (where the
+# tensor itself has an auto-generated name, which changes between Keras
+# sessions), and "a+b" two tensors that together carry everything above them
+# (NASNet's cells read the two previous cells' outputs, so no single tensor
+# separates its last stage; the cut is after that stage's first cell).
+# tests/test_finetune_cuts.py checks top(bottom(x)) == base(x) for each.
 _FINETUNE_CUTS = {
-    "DenseNet121": "pool4_pool", "DenseNet169": "pool4_pool", "DenseNet201": "pool4_pool",
-    "ResNet50": "conv4_block6_out", "ResNet101": "conv4_block23_out", "ResNet152": "conv4_block36_out",
+    "Xception": "block13_sepconv1_act.input",  # the exit flow
+    "VGG16": "block4_pool", "VGG19": "block4_pool",  # block5
+    "ResNet50": "conv4_block6_out", "ResNet101": "conv4_block23_out", "ResNet152": "conv4_block36_out",  # conv5
+    "ResNet50V2": "conv4_block6_out", "ResNet101V2": "conv4_block23_out", "ResNet152V2": "conv4_block36_out",
+    "InceptionV3": "mixed8",  # mixed9, mixed10
+    "InceptionResNetV2": "mixed_7a",  # block8_1..10 and conv_7b
+    "MobileNet": "conv_pw_11_relu",  # conv 12-13
+    "MobileNetV2": "block_12_add",  # blocks 13-16 and Conv_1
+    "MobileNetV3Small": "expanded_conv_8_expand.input",  # expanded_conv_8-10 and the last conv
+    "MobileNetV3Large": "expanded_conv_12_expand.input",  # expanded_conv_12-14 and the last conv
+    "DenseNet121": "pool4_pool", "DenseNet169": "pool4_pool", "DenseNet201": "pool4_pool",  # conv5
+    "NASNetMobile": "normal_concat_9+reduction_concat_reduce_8",  # normal cells 10-12
+    "NASNetLarge": "normal_concat_13+reduction_concat_reduce_12",  # normal cells 14-18
+    **{f"EfficientNet{v}": "block6a_expand_conv.input"  # blocks 6-7 and top_conv
+       for v in ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "V2B0", "V2B1", "V2B2", "V2B3", "V2S", "V2M", "V2L")},
+    **{f"ConvNeXt{v}": f"convnext_{v.lower()}_downsampling_block_2.input"  # the last downsampling and stage 3
+       for v in ("Tiny", "Small", "Base", "Large", "XLarge")},
 }
 
 

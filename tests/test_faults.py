@@ -326,10 +326,11 @@ def test_concurrent_runs_into_one_folder_lose_nothing(tiny_cifar_dir, tmp_path):
 
 
 def test_an_older_results_csv_is_imported_once(tiny_cifar_dir, tmp_path):
-    res = _results(tmp_path)  # a schema-4 table written without the database
+    res = _results(tmp_path)  # a schema-5 table written without the database, made a schema-3 one
     (res / "environment.json").unlink()
     frame = pd.read_csv(res / "results.csv")
-    frame.drop(columns=["host", "device"]).assign(schema_version=3).to_csv(res / "results.csv", index=False)
+    frame.drop(columns=["host", "device", "regime", "ft_epochs", "ft_train_s", "trainable_params"]) \
+        .assign(schema_version=3).to_csv(res / "results.csv", index=False)
     (tmp_path / "nw").mkdir()
     done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNet", "--sizes", "32", "--time-only",
                   "--weights-dir", str(tmp_path / "nw"), out="res")

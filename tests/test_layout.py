@@ -156,3 +156,24 @@ def test_worker_imports_only_the_core():
             "'benchmark.transfer', 'tensorflow', 'keras'))]; assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_top_scorer_picks_across_regimes_and_a_tie_goes_to_frozen():
+    frozen = {**_row("DenseNet121", "mlp", 0.80, 50.0), "regime": "frozen"}
+    tuned = {**_row("DenseNet121", "mlp", 0.85, 90.0), "regime": "finetune"}
+    frame = pd.DataFrame([frozen, tuned])
+    assert top_scorer(frame)["regime"] == "finetune"
+    frame.loc[1, "val_acc"] = 0.80  # a tie: the cheaper regime, although the fine-tuned row extracts faster
+    assert top_scorer(frame)["regime"] == "frozen"
+    assert list(best_rows(frame)["regime"]) == ["frozen", "finetune"]  # one row per (model, img_size, regime)
+
+
+def test_a_finetune_job_is_plain_data_with_the_same_map_keys():
+    from benchmark.core.finetune import FineTuneConfig
+
+    job = ExtractJob("DenseNet121", 224, _weights("file"), splits=("train",), cut="pool4_pool",
+                     finetune=FineTuneConfig(epochs=2).as_dict())
+    assert ExtractJob.from_dict(json.loads(json.dumps(job.as_dict()))) == job
+    x, y = _two_images()
+    plain = ExtractJob("DenseNet121", 224, _weights("file"), splits=("train",), cut="pool4_pool")
+    assert job.entry(Store("/x"), Split("train", x, y)).key == plain.entry(Store("/x"), Split("train", x, y)).key

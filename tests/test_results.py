@@ -6,6 +6,7 @@ import pytest
 
 from benchmark.core.results import COLUMNS, SCHEMA_VERSION, ResultsSchemaError, load_results, write_results
 
+NEW_IN_5 = ["regime", "ft_epochs", "ft_train_s", "trainable_params"]
 ROW = {"model": "MobileNetV2", "img_size": 96, "head": "linear", "weights": "imagenet", "test_acc": 0.7,
        "per_class_acc": json.dumps([0.7] * 10), "train_size": 100}
 TIMING_ROW = {"model": "VGG16", "img_size": 96, "head": "none", "weights": "random", "samples_per_sec": 12.0}
@@ -45,7 +46,7 @@ def test_older_schema_is_refused_with_advice(tmp_path):
 def test_schema_2_is_read_as_fp32(tmp_path):
     # schema 2 is schema 3 without the precision column (all its rows were fp32)
     frame = write_results([ROW, TIMING_ROW], str(tmp_path))
-    frame.drop(columns=["precision", "host", "device"]).assign(schema_version=2) \
+    frame.drop(columns=["precision", "host", "device", *NEW_IN_5]).assign(schema_version=2) \
         .to_csv(tmp_path / "results.csv", index=False)
     loaded = load_results(str(tmp_path))
     assert list(loaded.columns) == list(COLUMNS)
@@ -56,10 +57,27 @@ def test_schema_2_is_read_as_fp32(tmp_path):
 def test_schema_3_is_read_with_unknown_host_and_device(tmp_path):
     # schema 3 is schema 4 without the host and device columns
     frame = write_results([ROW, TIMING_ROW], str(tmp_path))
-    frame.drop(columns=["host", "device"]).assign(schema_version=3).to_csv(tmp_path / "results.csv", index=False)
+    frame.drop(columns=["host", "device", *NEW_IN_5]).assign(schema_version=3) \
+        .to_csv(tmp_path / "results.csv", index=False)
     loaded = load_results(str(tmp_path))
     assert list(loaded.columns) == list(COLUMNS) and (loaded["schema_version"] == SCHEMA_VERSION).all()
     assert loaded["host"].isna().all() and loaded["device"].isna().all()
+
+
+def test_schema_4_is_read_as_the_frozen_regime(tmp_path):
+    # schema 4 is schema 5 without the regime and fine-tuning columns (every row was frozen)
+    frame = write_results([ROW, TIMING_ROW], str(tmp_path))
+    frame.drop(columns=NEW_IN_5).assign(schema_version=4).to_csv(tmp_path / "results.csv", index=False)
+    loaded = load_results(str(tmp_path))
+    assert list(loaded.columns) == list(COLUMNS) and (loaded["schema_version"] == SCHEMA_VERSION).all()
+    assert list(loaded["regime"]) == ["frozen", "frozen"] and loaded["ft_epochs"].isna().all()
+
+
+def test_a_bad_regime_names_line_and_column(tmp_path):
+    frame = write_results([ROW, {**ROW, "regime": "thawed"}], str(tmp_path))
+    with pytest.raises(ResultsSchemaError, match="line 3, column regime"):
+        load_results(str(tmp_path))
+    assert list(frame["regime"]) == ["frozen", "thawed"]
 
 
 def test_missing_results_file(tmp_path):

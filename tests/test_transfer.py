@@ -140,7 +140,7 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 2
 
 
-def test_fine_tune_without_a_cut_is_a_clear_error(tiny_cifar_dir, tmp_path, capsys):
+def test_every_backbone_has_a_cut_to_fine_tune_above(tiny_cifar_dir, tmp_path, capsys):
     import keras
 
     weights = tmp_path / "weights"
@@ -149,10 +149,11 @@ def test_fine_tune_without_a_cut_is_a_clear_error(tiny_cifar_dir, tmp_path, caps
         .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
     rc = _module().main(["--backbone", "MobileNetV2", "--size", "48", "--fine-tune", "--data-dir", tiny_cifar_dir,
                          "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
-                         "--val-holdout", "100", "--train-size", "200", "--test-size", "100"])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "MobileNetV2 has no fine-tuning cut" in err and "DenseNet121" in err
+                         "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+                         "--hidden", "16", "--ft-epochs", "1", "--ensemble", "none",
+                         "--output", str(tmp_path / "m.h5")])
+    assert rc == 0
+    assert "Fine-tuning MobileNetV2 above block_12_add" in capsys.readouterr().out
 
 
 def test_chooses_top_scorer_from_results(tmp_path):
@@ -166,14 +167,19 @@ def test_chooses_top_scorer_from_results(tmp_path):
     ]
     write_results(rows, str(tmp_path))
     messages = []
-    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 299)
+    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 299, "frozen")
     assert "native 299 px" in messages[-1]
-    assert choose_backbone(str(tmp_path), None, "160", messages.append) == ("Xception", 160)
+    assert choose_backbone(str(tmp_path), None, "160", messages.append) == ("Xception", 160, "frozen")
     assert "top scorer" in messages[0]
-    assert choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299)
-    assert choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 224)
+    assert choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299, "frozen")
+    assert choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 224, "finetune")
     with pytest.raises(ValueError, match="at least 71"):
         choose_backbone(str(tmp_path), "Xception", "64", messages.append)
+    rows.append({"model": "MobileNet", "img_size": 128, "head": "mlp", "weights": "imagenet", "val_acc": 0.85,
+                 "regime": "finetune"})
+    write_results(rows, str(tmp_path))
+    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("MobileNet", 224, "finetune")
+    assert "finetune regime" in messages[-1]
 
 
 def test_old_results_schema_is_a_clear_error(tmp_path, capsys):

@@ -10,6 +10,7 @@ import backbones
 
 from ..core.data import DATA_ENV
 from ..core.heads import HEADS
+from ..core.results import REGIMES
 from ..core.store import CACHE_ENV, default_cache_dir
 from ..run.config import DEFAULT_IMG_SIZE, QUICK, RunConfig, parse_executor
 from . import exit_code, start
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive_int, default=32, help="extraction batch size (default 32)")
     run.add_argument("--seed", type=int, default=0, help="seed of the split, heads and bootstrap (default 0)")
     run.add_argument("--time-only", action="store_true", help="time extraction only; train no heads")
+    run.add_argument("--regime", nargs="+", choices=REGIMES, default=["frozen"],
+                     help="frozen (default): heads on the frozen base's features; finetune: also train the base's "
+                          "last stage with an mlp head on cached maps, for backbones with pretrained weights "
+                          "(Kornblith et al. 2019 rank networks both ways)")
     run.add_argument("--heads", nargs="+", choices=HEADS, help=f"heads to train (default: {' '.join(HEADS)})")
     run.add_argument("--time-images", type=_positive_int, default=64,
                      help="images timed for timing-only rows (default 64)")
@@ -141,6 +146,10 @@ def check_flags(args) -> None:
         raise ValueError(f"--heads names a head twice ({' '.join(args.heads)}); give each once")
     if args.time_only and args.heads is not None:
         raise ValueError("--time-only trains no heads; drop --heads, or drop --time-only")
+    if len(set(args.regime)) != len(args.regime):
+        raise ValueError(f"--regime names a regime twice ({' '.join(args.regime)}); give each once")
+    if args.time_only and args.regime != ["frozen"]:
+        raise ValueError("--time-only trains nothing, so --regime finetune has nothing to do; drop one of them")
     if args.report_dir and args.no_report:
         raise ValueError("--report-dir says where the report goes and --no-report says to build none; drop one")
 
@@ -184,6 +193,7 @@ def config_from_args(args) -> RunConfig:
         precision=args.precision,
         isolate=not args.no_isolate,
         executor=args.executor,
+        regimes=tuple(args.regime),
     )
 
 

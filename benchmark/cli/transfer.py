@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true",
                    help="no mirroring: neither features of mirrored images nor random mirroring of maps")
     p.add_argument("--fine-tune", dest="fine_tune", action="store_true", default=None,
-                   help="fine-tune the last block on cached maps (default: on where the registry has a cut)")
+                   help="fine-tune the last stage on cached maps (default: when the benchmark's top scorer is a "
+                        "finetune row, and for --backbone or without results)")
     p.add_argument("--no-fine-tune", dest="fine_tune", action="store_false",
                    help="train only the head on frozen features")
     p.add_argument("--ft-epochs", type=int, default=5, help="maximum fine-tuning epochs (default 5)")
@@ -69,16 +70,14 @@ def _setup(args, echo=print):
     from ..transfer.select import choose_backbone
     from ..transfer.train import Transfer, TransferConfig
 
-    name, img_size = choose_backbone(args.results, args.backbone, args.size, echo)
+    name, img_size, regime = choose_backbone(args.results, args.backbone, args.size, echo)
     spec = backbones.get(name)
     weights = backbones.resolve_weights(spec.name, args.weights_dir)
     if not weights.pretrained:
         raise ValueError(f"no pretrained weights for {spec.name}: put {spec.weights_filename} in the weights "
                          f"folder or pass --backbone with one that has weights")
-    cut = spec.finetune_cut if args.fine_tune in (None, True) else None
-    if args.fine_tune and cut is None:
-        raise ValueError(f"{spec.name} has no fine-tuning cut in the registry; pass --no-fine-tune or a backbone "
-                         f"that has one ({', '.join(n for n in backbones.names() if backbones.get(n).finetune_cut)})")
+    tune = args.fine_tune if args.fine_tune is not None else regime == "finetune"
+    cut = spec.finetune_cut if tune else None
     if [m.lower() for m in args.ensemble] == ["none"]:
         members = []
     elif args.ensemble:

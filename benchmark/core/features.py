@@ -56,7 +56,9 @@ class ExtractJob:
         data_fingerprint: sha256 of the recipe's splits as the planner saw them;
             a worker whose data differs refuses the job.
         precision: "fp32" or "bf16".
-        cut: a layer name: extract the maps below it instead of pooled features.
+        cut: a registry `finetune_cut`: extract the maps below it instead of pooled features.
+        finetune: `FineTuneConfig` settings as a dict: after extracting, fine-tune
+            above the cut and store the scores (`benchmark.core.finetuned`); None: features only.
         batch_size, chunk_size: extraction batch and resumable chunk, in images.
         n_time_images, time_budget_s: the timing-only split's size and time cap.
         matmul_peak_gflops, peak_host: the fp32 matmul peak measured on `peak_host`;
@@ -73,6 +75,7 @@ class ExtractJob:
     data_fingerprint: str | None = None
     precision: str = "fp32"
     cut: str | None = None
+    finetune: dict | None = None
     batch_size: int = 32
     chunk_size: int = CHUNK_SIZE
     n_time_images: int = 64
@@ -181,7 +184,8 @@ def ensure_features(job: ExtractJob, splits: dict[str, Split] | None = None, bas
     return out
 
 
-def _build(job: ExtractJob):
+def build_job_base(job: ExtractJob):
+    """The job's base, built; `WeightsUnavailable` when its ImageNet weights cannot be downloaded."""
     try:
         return backbones.build_base(job.backbone, job.img_size, job.weights, precision=job.precision)
     except Exception as err:  # offline download failures come in many types
@@ -199,7 +203,7 @@ def _extract(job: ExtractJob, missing: dict, base, echo) -> dict[str, FeatureSet
                         sum(len(split) for split, _ in missing.values()), echo)
     built_here = base is None
     try:
-        base = _build(job) if built_here else base
+        base = build_job_base(job) if built_here else base
         out, resumed = _extract_with(job, base, missing, progress)
     finally:
         if built_here:  # also after a failure: --no-isolate goes on with the next backbone

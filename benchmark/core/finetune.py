@@ -49,31 +49,78 @@ class FineTuneConfig:
         return asdict(self)
 
 
+def _own_nodes(model) -> dict:
+    """`{layer name: the node where `model`'s own graph calls it}`.
+
+    A layer can belong to two graphs (ConvNeXt's depthwise rewrite calls the
+    original layers again), and `layer.output` is always its first call's.
+    """
+    nodes, todo, seen = {}, list(model.outputs), set()
+    while todo:
+        tensor = todo.pop()
+        operation, node_index, _ = tensor._keras_history
+        node = operation._inbound_nodes[node_index]
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.setdefault(operation.name, node)
+        todo.extend(node.input_tensors)
+    return nodes
+
+
+def cut_tensors(base, cut: str) -> list:
+    """The tensors of `base`'s own graph that `cut` names (forms: see `backbones.registry._FINETUNE_CUTS`).
+
+    Raises:
+        ValueError: when a named layer is not in `base`.
+    """
+    nodes, tensors = _own_nodes(base), []
+    for part in cut.split("+"):
+        name, _, which = part.partition(".")
+        if name not in nodes or which not in ("", "input"):
+            raise ValueError(f"{base.name} has no layer {name!r} to cut at (cut {cut!r})")
+        node = nodes[name]
+        tensors.append(node.input_tensors[0] if which == "input" else node.output_tensors[0])
+    return tensors
+
+
 def split_base(base, cut: str):
-    """Splits a built base at layer `cut`.
+    """Splits a built base at `cut`.
 
     Args:
         base: a `keras.Model` from `backbones.build_base`.
-        cut: the name of a layer in `base` whose output is the cut.
+        cut: a registry `finetune_cut`: a layer name, "<layer>.input", or
+            several of those joined by "+".
 
     Returns:
-        `(bottom, top)`: `bottom` maps the base's input to the cut's output
-        maps, `top` maps those maps to the base's pooled features. Both share
-        their layers (and weights) with `base`, so training `top` changes
-        `base`.
+        `(bottom, top)`: `bottom` maps the base's input to the cut's maps
+        (N, h, w, c), `top` maps those maps to the base's pooled features.
+        A cut of several tensors of the same h x w is one map, concatenated
+        along channels, which `top` splits again. Both share their layers
+        (and weights) with `base`, so training `top` changes `base`.
 
     Raises:
-        ValueError: when `base` has no layer named `cut`.
+        ValueError: when `base` has no layer the cut names.
     """
     import keras
 
-    try:
-        cut_output = base.get_layer(cut).output
-    except ValueError:
-        raise ValueError(f"{base.name} has no layer {cut!r} to cut at") from None
-    bottom = keras.Model(base.input, cut_output, name=f"{base.name}_below_{cut}")
-    top = keras.Model(cut_output, base.output, name=f"{base.name}_above_{cut}")
-    return bottom, top
+    tensors = cut_tensors(base, cut)
+    if len(tensors) == 1:
+        bottom = keras.Model(base.input, tensors[0], name=f"{base.name}_below_cut")
+        return bottom, keras.Model(tensors[0], base.output, name=f"{base.name}_above_cut")
+    above = keras.Model(tensors, base.output, name=f"{base.name}_above_cut_parts")
+    bottom = keras.Model(base.input, keras.layers.Concatenate(name="cut_maps")(tensors), name=f"{base.name}_below_cut")
+    maps = keras.Input(bottom.output.shape[1:], name="cut_maps")
+    widths = np.cumsum([0] + [t.shape[-1] for t in tensors])
+    parts = [maps[..., int(a):int(b)] for a, b in zip(widths[:-1], widths[1:])]
+    return bottom, keras.Model(maps, above(parts), name=f"{base.name}_above_cut")
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # a nested model (a multi-tensor cut's top)
+            yield from _all_layers(layer)
 
 
 def unfreeze(top) -> int:
@@ -83,9 +130,14 @@ def unfreeze(top) -> int:
     top.trainable = True
     # Set per layer: `top` shares its layers with a frozen base, and setting
     # `top.trainable` alone leaves them frozen.
-    for layer in top.layers:
+    for layer in _all_layers(top):
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     return int(sum(np.prod(w.shape) for w in top.trainable_weights))
+
+
+def freeze(top) -> None:
+    for layer in _all_layers(top):
+        layer.trainable = False
 
 
 class _EpochLog:
@@ -155,14 +207,15 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
         config: the stage's settings.
 
     Returns:
-        `(epochs, seconds, val_acc)`: epochs run, wall time, and the
-        validation accuracy of the kept (best) weights. `top` and `head`
-        hold those weights afterwards.
+        `(epochs, seconds, val_acc, trainable_params)`: epochs run, wall
+        time, the validation accuracy of the kept (best) weights, and the
+        parameters trained (block and head). `top` and `head` hold the kept
+        weights afterwards.
     """
     import keras
 
     keras.utils.set_random_seed(seed)
-    unfreeze(top)
+    trainable = unfreeze(top) + int(sum(np.prod(w.shape) for w in head.trainable_weights))
     inputs = keras.Input(train[0].shape[1:], name="cut_maps")
     x = keras.layers.RandomFlip("horizontal", seed=seed, name="flip")(inputs) if config.flip else inputs
     model = keras.Model(inputs, head(top(x)), name="fine_tune")
@@ -175,6 +228,6 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
     history = model.fit(_batches(train[0], train[1], config.batch_size, True, seed),
                         validation_data=_batches(val[0], val[1], 256, False, seed),
                         epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
-    for layer in top.layers:
-        layer.trainable = False
-    return len(history.history["loss"]), time.perf_counter() - t0, float(max(history.history["val_accuracy"]))
+    freeze(top)
+    return (len(history.history["loss"]), time.perf_counter() - t0, float(max(history.history["val_accuracy"])),
+            trainable)

@@ -1,4 +1,4 @@
-"""The tidy results table: one row per (backbone, input size, head).
+"""The tidy results table: one row per (backbone, input size, regime, head).
 
 Written as `results.csv` and `results.json` (pandas, records orient) with
 `environment.json` beside them, atomically, after every backbone.
@@ -15,13 +15,24 @@ import backbones
 
 from .atomic import write_json, write_npz, write_text
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+REGIMES = ("frozen", "finetune")
+
+
+def _add_regime(frame: pd.DataFrame) -> None:
+    frame.insert(frame.columns.get_loc("head") + 1, "regime", "frozen")
+    for col in ("ft_epochs", "ft_train_s", "trainable_params"):
+        frame.insert(frame.columns.get_loc("head_train_s") + 1 + ("ft_epochs", "ft_train_s",
+                                                                    "trainable_params").index(col), col, None)
+
+
 # Older layouts load_results still reads, each migrated to the next: schema 2
 # had no precision column (every row was fp32); schema 3 had no host and
-# device columns (unknown).
+# device columns (unknown); schema 4 had no regime (every row was frozen).
 _MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32"),
                3: lambda frame: frame.insert(frame.columns.get_loc("schema_version"), "host", None)
-               or frame.insert(frame.columns.get_loc("schema_version"), "device", None)}
+               or frame.insert(frame.columns.get_loc("schema_version"), "device", None),
+               4: _add_regime}
 
 # Column -> meaning. The order is the CSV's column order.
 COLUMNS = {
@@ -29,12 +40,15 @@ COLUMNS = {
     "img_size": "square input size in pixels that 32x32 images are upscaled to",
     "precision": "compute precision of the base: 'fp32', or 'bf16' (Keras mixed_bfloat16)",
     "head": "'linear' or 'mlp'; 'none' for timing-only rows",
+    "regime": "'frozen': a head on the frozen base's features; 'finetune': the base's last stage (above its "
+              "registry cut) and an mlp head trained together on cached maps",
     "weights": "'imagenet' (pretrained) or 'random' (timing only, accuracy left empty)",
     "family": "architecture family",
     "param_count": "parameters of the base without its top",
     "feature_dim": "width of the pooled features",
     "imagenet_top1": "published ImageNet top-1 (%) of the Keras weights",
-    "samples_per_sec": "extraction throughput, images/s, warm-up batch excluded",
+    "samples_per_sec": "extraction throughput, images/s, warm-up batch excluded (finetune rows: of the frozen "
+                       "part below the cut, whose maps are cached)",
     "ms_per_img": "1000 / samples_per_sec",
     "images_timed": "images the throughput was measured on",
     "extract_wall_s": "wall seconds of the whole extraction, warm-up included",
@@ -52,7 +66,10 @@ COLUMNS = {
     "test_ci_low": "bootstrap 95% interval of test_acc, lower end",
     "test_ci_high": "bootstrap 95% interval of test_acc, upper end",
     "head_epochs": "epochs the head trained before early stopping",
-    "head_train_s": "seconds spent training the head",
+    "head_train_s": "seconds spent training the head (finetune rows: on the frozen base, before fine-tuning)",
+    "ft_epochs": "fine-tuning epochs run before early stopping (finetune rows)",
+    "ft_train_s": "wall seconds of fine-tuning, on cached maps (finetune rows)",
+    "trainable_params": "parameters trained: the head's (frozen rows), the last stage's and the head's (finetune)",
     "per_class_acc": "JSON list of the 10 per-class test accuracies",
     "confusion": "JSON 10x10 test confusion matrix, rows true, columns predicted",
     "from_cache": "true when the features came from the cache (timing is from when they were made)",
@@ -67,9 +84,9 @@ COLUMNS = {
 
 FLOAT_COLUMNS = ("imagenet_top1", "samples_per_sec", "ms_per_img", "extract_wall_s", "peak_rss_mb", "gflops_per_img",
                  "gflops_per_sec", "matmul_peak_gflops", "pct_of_peak", "val_acc", "test_acc", "test_ci_low",
-                 "test_ci_high", "head_train_s")
+                 "test_ci_high", "head_train_s", "ft_train_s")
 INT_COLUMNS = ("img_size", "param_count", "feature_dim", "images_timed", "batch_size", "train_size",
-               "val_size", "test_size", "head_epochs", "seed", "schema_version")
+               "val_size", "test_size", "head_epochs", "ft_epochs", "trainable_params", "seed", "schema_version")
 
 
 class ResultsSchemaError(ValueError):
@@ -80,6 +97,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     """The rows as a DataFrame with exactly `COLUMNS`, in order."""
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["schema_version"] = SCHEMA_VERSION
+    frame["regime"] = frame["regime"].fillna("frozen")  # rows stored before the regime column
     for col in INT_COLUMNS:  # nullable ints: timing-only rows leave some empty
         frame[col] = pd.array(frame[col], dtype="Int64")
     return frame
@@ -129,7 +147,7 @@ def load_results(out_dir: str) -> pd.DataFrame:
 
 
 TEXT_VALUES = {"model": set(backbones.names()), "weights": {"imagenet", "random"},
-               "head": {"linear", "mlp", "none"}}
+               "head": {"linear", "mlp", "none"}, "regime": set(REGIMES)}
 
 
 def _check_values(frame: pd.DataFrame, path: str) -> None:
@@ -210,19 +228,24 @@ def load_epoch_ratio(out_dir: str) -> dict | None:
 # -- the one rule for "the best row", used by the console, the report and 0-transfer.py --
 
 HEAD_ORDER = {"linear": 0, "mlp": 1}  # simpler first
-TOP_SCORER_RULE = ("the highest validation accuracy among rows with pretrained weights; ties go to the faster "
-                   "extraction (samples_per_sec), then the simpler head (linear before mlp), then the smaller "
-                   "input size, then the model name. Test accuracy is never used to choose.")
+REGIME_ORDER = {"frozen": 0, "finetune": 1}  # cheaper first
+TOP_SCORER_RULE = ("the highest validation accuracy among rows with pretrained weights, in either regime; ties go "
+                   "to the frozen regime (cheaper to train), then the faster extraction (samples_per_sec), then the "
+                   "simpler head (linear before mlp), then the smaller input size, then the model name. Test "
+                   "accuracy is never used to choose.")
 
 
 def ranked(frame: pd.DataFrame) -> pd.DataFrame:
     """Scored rows (pretrained weights, a validation accuracy), best first by `TOP_SCORER_RULE`."""
+    if "regime" not in frame.columns:  # a frame built by hand, or from before the regime column
+        frame = frame.assign(regime="frozen")
     scored = frame[(frame["weights"] == "imagenet") & frame["val_acc"].notna()]
-    order = scored.assign(_head=scored["head"].map(HEAD_ORDER).fillna(len(HEAD_ORDER)),
+    order = scored.assign(_regime=scored["regime"].map(REGIME_ORDER).fillna(len(REGIME_ORDER)),
+                          _head=scored["head"].map(HEAD_ORDER).fillna(len(HEAD_ORDER)),
                           _sps=scored["samples_per_sec"].fillna(0))
-    order = order.sort_values(["val_acc", "_sps", "_head", "img_size", "model"],
-                              ascending=[False, False, True, True, True], kind="stable")
-    return order.drop(columns=["_head", "_sps"])
+    order = order.sort_values(["val_acc", "_regime", "_sps", "_head", "img_size", "model"],
+                              ascending=[False, True, False, True, True, True], kind="stable")
+    return order.drop(columns=["_regime", "_head", "_sps"])
 
 
 def top_scorer(frame: pd.DataFrame) -> pd.Series | None:
@@ -232,5 +255,5 @@ def top_scorer(frame: pd.DataFrame) -> pd.Series | None:
 
 
 def best_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, img_size): its best head by `TOP_SCORER_RULE`, best first."""
-    return ranked(frame).drop_duplicates(["model", "img_size"]).reset_index(drop=True)
+    """One row per (model, img_size, regime): its best head by `TOP_SCORER_RULE`, best first."""
+    return ranked(frame).drop_duplicates(["model", "img_size", "regime"]).reset_index(drop=True)

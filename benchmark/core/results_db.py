@@ -1,7 +1,8 @@
 """Every run's rows, kept: an SQLite database (`results.sqlite`, WAL mode) in the results folder.
 
 `results.csv` and `results.json` are exports of the latest row per key
-(`KEY_COLUMNS`: the same backbone, size, precision, head, weights and data),
+(`KEY_COLUMNS`: the same backbone, size, precision, head, weights and data,
+and regime),
 in the order each key first appeared. A run adds its rows and supersedes only
 its own keys, so a second run into the same folder, or two runs at once,
 lose nothing. Each run gets a `runs` record with its environment, settings,
@@ -48,7 +49,10 @@ def _key_value(value):
 
 
 def row_key(row: dict) -> str:
-    return json.dumps([_key_value(row.get(col)) for col in KEY_COLUMNS], default=str)
+    parts = [_key_value(row.get(col)) for col in KEY_COLUMNS]
+    if row.get("regime") not in (None, "frozen"):  # frozen rows keep the keys they had before the regime column
+        parts.append(row["regime"])
+    return json.dumps(parts, default=str)
 
 
 class ResultsDB:

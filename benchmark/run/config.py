@@ -26,6 +26,8 @@ class RunConfig:
         n_time_images, time_budget_s: images and seconds for timing-only rows.
         isolate: extract each (backbone, img_size) in a fresh worker process
             (the command line's default).
+        regimes: "frozen" (heads on the frozen base's features) and/or
+            "finetune" (the last stage and a head trained on cached maps).
     """
 
     backbones: tuple
@@ -48,6 +50,7 @@ class RunConfig:
     precision: str = "fp32"  # "bf16": Keras mixed_bfloat16 for the base
     isolate: bool = False
     executor: str = "local"  # see parse_executor
+    regimes: tuple = ("frozen",)  # and/or "finetune" (benchmark.core.results.REGIMES)
 
 
 EXECUTOR_FORMS = "local, dask-local:N, dask-local:gpus, dask://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"

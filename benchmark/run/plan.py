@@ -36,7 +36,8 @@ def estimate_sweep(frame, n_workers: int, startup_s: float = 4.0) -> tuple[list[
         `(jobs, makespan_s, unmeasured)`: one dict per job (model, img_size,
         est_s, worker), the estimated wall time, and backbones without a measurement.
     """
-    measured = frame.dropna(subset=["samples_per_sec"]).sort_values("samples_per_sec", ascending=False)
+    frozen = frame[frame["regime"] == "frozen"] if "regime" in frame else frame  # finetune rows time only the bottom
+    measured = frozen.dropna(subset=["samples_per_sec"]).sort_values("samples_per_sec", ascending=False)
     jobs, unmeasured = [], []
     for name in backbones.names():
         spec, rows = backbones.get(name), measured[measured["model"] == name]

@@ -7,6 +7,7 @@ import json
 import backbones
 
 from ..core.features import FeatureSet, summed_timing
+from ..core.heads import HeadConfig
 from .config import RunConfig
 
 
@@ -41,12 +42,26 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
 
 def timing_only_row(shared: dict) -> dict:
     """A row without a head: no images were scored."""
-    return {**shared, "head": "none", "train_size": None, "val_size": None, "test_size": None}
+    return {**shared, "head": "none", "regime": "frozen", "train_size": None, "val_size": None, "test_size": None}
 
 
-def head_row(shared: dict, kind: str, result: dict) -> dict:
+def head_params(kind: str, feature_dim: int, n_classes: int = 10) -> int:
+    """Trainable parameters of a head of `kind` on `feature_dim` features (the standardisation is fixed)."""
+    hidden = HeadConfig(kind=kind).hidden
+    return (feature_dim * hidden + hidden + hidden * n_classes + n_classes if kind == "mlp"
+            else feature_dim * n_classes + n_classes)
+
+
+def finetuned_row(shared: dict, result: dict) -> dict:
+    """The fine-tuned regime's row (`benchmark.core.finetuned.ensure_finetuned`'s result): an mlp head."""
+    return {**head_row(shared, "mlp", result), "regime": "finetune", "ft_epochs": result["ft_epochs"],
+            "ft_train_s": round(result["ft_train_s"], 3), "trainable_params": result["trainable_params"]}
+
+
+def head_row(shared: dict, kind: str, result: dict, feature_dim: int | None = None) -> dict:
     """A row for one trained head (`benchmark.core.heads.train_head`'s result)."""
-    return {**shared, "head": kind, "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
+    return {**shared, "head": kind, "regime": "frozen",
+            "trainable_params": head_params(kind, feature_dim) if feature_dim else None, "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
             "test_ci_low": round(result["test_ci_low"], 4), "test_ci_high": round(result["test_ci_high"], 4),
             "head_epochs": result["epochs"], "head_train_s": round(result["head_train_s"], 3),
             "per_class_acc": _json(result["per_class_acc"]), "confusion": _json(result["confusion"])}

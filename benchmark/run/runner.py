@@ -1,9 +1,12 @@
-"""The benchmark runner: for each (backbone, img_size) get features, train heads, write rows.
+"""The benchmark runner: for each (backbone, img_size, regime) get features, train heads, write rows.
 
 Features come from `ensure_features`, through an executor (a fresh worker
-process per job by default). Every expensive result is cached (features per
-split, head metrics), and the results table is rewritten atomically after
-each backbone, so a rerun of the same command rebuilds the same table
+process per job by default). In the fine-tuned regime the job extracts the
+maps below the backbone's cut and fine-tunes above it where it runs
+(`ensure_finetuned`); the runner reads the scores from the cache. Every
+expensive result is cached (features per split, head metrics, fine-tuned
+scores), and the results table is rewritten atomically after each backbone,
+so a rerun of the same command rebuilds the same table
 without building any model.
 """
 
@@ -25,6 +28,8 @@ from ..core import sysinfo
 from ..core.atomic import probe_writable
 from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
 from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features, in_cache
+from ..core.finetune import FineTuneConfig
+from ..core.finetuned import load_finetuned
 from ..core.flops import matmul_peak_gflops
 from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
@@ -35,7 +40,7 @@ from ..core.weights import weights_problem
 from .config import RunConfig, parse_executor
 from .executor import InlineExecutor, JobFailed, ProcessExecutor, is_download_failure
 from .plan import plan
-from .rows import head_row, measurement_row, timing_only_row
+from .rows import finetuned_row, head_row, measurement_row, timing_only_row
 
 log = logging.getLogger("benchmark")
 SCORED = ("train", "val", "test")
@@ -47,7 +52,7 @@ DISTURBED_PCT = 130
 class Prepared:
     """A run's setup, made once by the runner: the plan, the images, the weights and the environment."""
 
-    pairs: list
+    pairs: list  # (spec, img_size, regime)
     splits: dict[str, Split]
     recipe: SplitRecipe
     data_fingerprint: str
@@ -59,11 +64,11 @@ class Prepared:
 def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     """Checks the request and the folders, loads the data and resolves every backbone's weights."""
     backbones.check_precision(config.precision)
-    pairs = plan(config)
+    planned = plan(config)
     store.check_writable()
     check_writable_dir(config.out, "--out")
-    weights = {spec.name: backbones.resolve_weights(spec.name, config.weights_from) for spec, _ in pairs}
-    specs = {spec.name: spec for spec, _ in pairs}
+    weights = {spec.name: backbones.resolve_weights(spec.name, config.weights_from) for spec, _ in planned}
+    specs = {spec.name: spec for spec, _ in planned}
     bad_weights = {name: problem for name, spec in specs.items()
                    if (problem := weights_problem(spec, weights[name], store))}  # before the data load
     echo(f"Loading CIFAR-10 from {config.data_dir or os.environ.get('CIFAR10_DIR') or 'keras.datasets'} ...")
@@ -87,9 +92,24 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
                     "weights": os.path.abspath(weights_dir) if weights_dir and os.path.isdir(weights_dir)
                     else weights_dir or "imagenet (Keras download)"},
         "config": vars(config), "heads": {kind: HeadConfig(kind=kind).as_dict() for kind in HEADS},
-        "schema": "one row per (model, img_size, head); see benchmark/core/results.py COLUMNS",
+        "finetune": FineTuneConfig().as_dict() if "finetune" in config.regimes else None,
+        "schema": "one row per (model, img_size, regime, head); see benchmark/core/results.py COLUMNS",
     }
+    pairs = with_regimes(planned, config, weights)
     return Prepared(pairs, splits, recipe, splits_fingerprint(splits), weights, environment, bad_weights)
+
+
+def with_regimes(planned: list, config: RunConfig, weights: dict) -> list:
+    """`(spec, img_size, regime)` items: a frozen one per pair, and a finetune one where asked and possible
+    (pretrained weights, a registry cut, not --time-only). A backbone without weights is still timed."""
+    items = []
+    for spec, img_size in planned:
+        scored = weights[spec.name].pretrained and not config.time_only
+        if "frozen" in config.regimes or not scored:
+            items.append((spec, img_size, "frozen"))
+        if "finetune" in config.regimes and scored and spec.finetune_cut:
+            items.append((spec, img_size, "finetune"))
+    return items
 
 
 @dataclass
@@ -140,15 +160,16 @@ class Runner:
     def sweep(self, prepared: Prepared, executor):
         pairs, window = prepared.pairs, getattr(executor, "max_pending", 1)
         t_start, rows, predictions, frame, pending = time.perf_counter(), [], {}, None, {}
-        work = [self.planned_work(prepared, spec, img_size) for spec, img_size in pairs]
+        work = [self.planned_work(prepared, *item) for item in pairs]
         db = ResultsDB(self.config.out)
         try:
             run_id = db.start_run({**prepared.environment, "settings": prepared.environment.get("config")})
-            for i, (spec, img_size) in enumerate(pairs):
+            for i, (spec, img_size, regime) in enumerate(pairs):
                 t0 = time.perf_counter()  # this pair's wait (a synchronous executor extracts inside submit)
                 for j in range(len(pending) + i, min(len(pairs), i + window)):  # submit ahead, up to the window
                     pending[j] = self.start(prepared, *pairs[j], self.prefix(j, pairs), executor)
-                pair_rows = self.collect(prepared, pending.pop(i), spec, img_size, predictions, executor, t_start)
+                pair_rows = self.collect(prepared, pending.pop(i), spec, img_size, regime, predictions, executor,
+                                         t_start)
                 rows.extend(pair_rows)
                 added, replaced, frame = db.add(run_id, pair_rows, {**prepared.environment, "hosts": _hosts(rows),
                                                                     "failed": self.failures})
@@ -163,23 +184,25 @@ class Runner:
             raise
         finally:
             db.close()
-        self.echo(f"Finished {len(pairs)} backbone/size pairs in {format_duration(time.perf_counter() - t_start)}"
+        self.echo(f"Finished {len(pairs)} backbone/size/regime jobs in {format_duration(time.perf_counter() - t_start)}"
                   + (f", {len(self.failures)} failed" if self.failures else "")
                   + f". Results: {os.path.join(self.config.out, 'results.csv')}")
         return frame
 
     def prefix(self, i: int, pairs) -> str:
-        spec, img_size = pairs[i]
+        spec, img_size, regime = pairs[i]
         return f"[{i + 1}/{len(pairs)}] {spec.name} @{img_size}px" + (
-            f" {self.config.precision}" if self.config.precision != "fp32" else "")
+            f" {self.config.precision}" if self.config.precision != "fp32" else "") + (
+            " finetune" if regime == "finetune" else "")
 
-    def planned_work(self, prepared: Prepared, spec, img_size: int) -> float:
+    def planned_work(self, prepared: Prepared, spec, img_size: int, regime: str = "frozen") -> float:
         """A pair's expected cost, for the sweep's ETA: its images, scaled by pixels, plus a fixed
-        start-up (a fresh worker costs about as much as 500 images at 128 px on the project's CPU)."""
+        start-up (a fresh worker costs about as much as 500 images at 128 px on the project's CPU).
+        Fine-tuning is counted as one more pass over the images (a rough guess)."""
         scored = prepared.weights[spec.name].pretrained and not self.config.time_only
         n_images = sum(len(prepared.splits[name]) for name in SCORED) if scored else \
             self.config.n_time_images + self.config.batch_size
-        return n_images * (img_size / 128) ** 2 + 500
+        return n_images * (img_size / 128) ** 2 * (2 if regime == "finetune" else 1) + 500
 
     @staticmethod
     def sweep_progress(i: int, work: list[float], elapsed: float) -> str:
@@ -195,31 +218,36 @@ class Runner:
                   + (f"  test acc: {accs}" if accs else "  (timing only)")
                   + f"  [{format_duration(seconds)} this pair; {progress}]")
 
-    def start(self, prepared: Prepared, spec, img_size: int, prefix: str, executor) -> Pending:
+    def start(self, prepared: Prepared, spec, img_size: int, regime: str, prefix: str, executor) -> Pending:
         """The pair's cached features, or its job submitted to `executor`; a failure when its weights are bad."""
-        job = self.job(prepared, spec, img_size, prepared.weights[spec.name], prefix)
+        job = self.job(prepared, spec, img_size, prepared.weights[spec.name], prefix, regime)
         if spec.name in prepared.bad_weights:
             failed: Future = Future()
             failed.set_exception(JobFailed(prepared.bad_weights[spec.name], "BadWeights", socket.gethostname()))
             return Pending(job, future=failed)
-        if in_cache(job, prepared.splits, self.store):  # read when its turn comes, not all at once ahead
+        if in_cache(job, prepared.splits, self.store) and (  # read when its turn comes, not all at once ahead
+                job.finetune is None or self.finetuned(job, prepared) is not None):
             return Pending(job, cached=True)
         return Pending(job, future=self.submit(job, executor))
 
     def submit(self, job: ExtractJob, executor):
         return executor.submit(replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname()))
 
-    def collect(self, prepared: Prepared, pending: Pending, spec, img_size: int, predictions: dict, executor,
-                t_start: float) -> list[dict]:
+    def finetuned(self, job: ExtractJob, prepared: Prepared) -> dict | None:
+        return load_finetuned(job, prepared.splits, self.store, self.config.seed)
+
+    def collect(self, prepared: Prepared, pending: Pending, spec, img_size: int, regime: str, predictions: dict,
+                executor, t_start: float) -> list[dict]:
         """The pair's rows, once its features are there; none (and a failure noted) when its job failed."""
         try:
             sets, from_cache, weights = self.finish(prepared, pending, executor, t_start)
         except JobFailed as err:
             last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-            self.failures.append({"model": spec.name, "img_size": img_size, "host": err.host, "error": last})
+            self.failures.append({"model": spec.name, "img_size": img_size, "regime": regime, "host": err.host,
+                                  "error": last})
             self.echo(f"{pending.job.label}  FAILED: {last}")
             return []
-        return self.pair_rows(prepared, spec, img_size, sets, from_cache, weights, predictions)
+        return self.pair_rows(prepared, spec, img_size, sets, from_cache, weights, predictions, pending.job)
 
     def finish(self, prepared: Prepared, pending: Pending, executor, t_start: float):
         """`(sets, from_cache, weights)`. A failed ImageNet download falls back to random
@@ -228,7 +256,7 @@ class Runner:
         if pending.cached:
             sets = cached_features(job, prepared.splits, self.store)
             if all(found is not None for found in sets.values()):
-                self.echo(f"{job.label}  features from cache")
+                self.echo(f"{job.label}  {'maps and fine-tuned scores' if job.finetune else 'features'} from cache")
                 return sets, True, job.weights
             future = self.submit(job, executor)  # an entry failed verification: make it now
         try:
@@ -239,13 +267,16 @@ class Runner:
             log.warning("%s; timing %s with random weights, accuracy left empty. Offline, put %s in a folder and "
                         "pass --weights-dir (README: 'Offline use').", str(err).splitlines()[-1], job.backbone,
                         job.spec.weights_filename)
-            job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label)
+            job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label, "frozen")
             self.wait(self.submit(job, executor), executor, t_start)
         sets = cached_features(job, prepared.splits, self.store)
         missing = [name for name, found in sets.items() if found is None]
         if missing:
             raise JobFailed(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks "
                             f"{', '.join(missing)}: is {self.store.root} the same folder for the worker?")
+        if job.finetune is not None and self.finetuned(job, prepared) is None:
+            raise JobFailed(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks its "
+                            f"fine-tuned scores: is {self.store.root} the same folder for the worker?")
         return sets, False, job.weights
 
     def wait(self, future, executor, t_start: float):
@@ -259,19 +290,23 @@ class Runner:
                               f"{executor.status()}")
 
     def pair_rows(self, prepared: Prepared, spec, img_size: int, sets, from_cache: bool, weights,
-                  predictions: dict) -> list[dict]:
-        """The rows of one (backbone, img_size); adds its heads' test predictions to `predictions`."""
+                  predictions: dict, job: ExtractJob) -> list[dict]:
+        """The rows of one (backbone, img_size, regime); adds its heads' test predictions to `predictions`."""
         n_images = {name: len(prepared.splits[name]) for name in SCORED}
         shared = measurement_row(spec, img_size, weights, sets, self.config, n_images, prepared.data_fingerprint,
                                  from_cache)
         self.check_peak(shared)
         if TIMING in sets:
             return [timing_only_row(shared)]
+        if job.finetune is not None and weights.pretrained:
+            result = self.finetuned(job, prepared)
+            predictions[f"{spec.name}|{img_size}|finetune"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
+            return [finetuned_row(shared, result)]
         rows = []
         for kind in self.config.heads:
             result = self.head(kind, sets, prepared.splits)
             predictions[f"{spec.name}|{img_size}|{kind}"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
-            rows.append(head_row(shared, kind, result))
+            rows.append(head_row(shared, kind, result, spec.feature_dim))
         return rows
 
     def check_peak(self, row: dict) -> None:
@@ -282,10 +317,13 @@ class Runner:
                         "measured while something else used the CPU, so pct_of_peak overstates. Rerun on an idle "
                         "machine.", row["model"], row["pct_of_peak"], row["matmul_peak_gflops"])
 
-    def job(self, prepared: Prepared, spec, img_size: int, weights, prefix: str) -> ExtractJob:
+    def job(self, prepared: Prepared, spec, img_size: int, weights, prefix: str, regime: str) -> ExtractJob:
         cfg = self.config
         scored = weights.pretrained and not cfg.time_only
+        tuned = scored and regime == "finetune"
         return ExtractJob(spec.name, img_size, weights, splits=SCORED if scored else (TIMING,), data=prepared.recipe,
+                          cut=spec.finetune_cut if tuned else None,
+                          finetune=FineTuneConfig().as_dict() if tuned else None,
                           cache_dir=self.store.root, data_fingerprint=prepared.data_fingerprint,
                           precision=cfg.precision, batch_size=cfg.batch_size, chunk_size=cfg.chunk_size,
                           n_time_images=cfg.n_time_images, time_budget_s=cfg.time_budget_s, label=prefix)

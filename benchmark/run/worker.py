@@ -8,7 +8,8 @@ make to a fresh worker. The worker does only its job's setup: it rebuilds
 the job's images from the recipe and checks them against the planned
 fingerprint, checks its weights file, measures the matmul peak when the job
 carries none for this host, and calls `ensure_features`, which writes the
-cache. It then writes a small JSON report (keys, timing, peak RSS, host)
+cache (and, for a fine-tuned-regime job, `ensure_finetuned`, which leaves its
+scores in the cache's head store). It then writes a small JSON report (keys, timing, peak RSS, host)
 and exits. It imports nothing but `benchmark.core` and the registry.
 """
 
@@ -24,6 +25,7 @@ from dataclasses import replace
 from ..core.atomic import write_json
 from ..core.data import DataError, Split, splits_fingerprint
 from ..core.features import ExtractJob, ensure_features, summed_timing
+from ..core.finetuned import ensure_finetuned
 from ..core.progress import quiet_framework
 
 
@@ -49,12 +51,14 @@ def run_job(job: ExtractJob, splits: dict[str, Split] | None = None, echo=print)
 
         job = replace(job, matmul_peak_gflops=matmul_peak_gflops(), peak_host=host)
     sets = ensure_features(job, splits, echo=echo)
+    finetuned = ensure_finetuned(job, sets, seed=job.data.seed, echo=echo) if job.finetune is not None else None
     return {"ok": True, "backbone": job.backbone, "img_size": job.img_size, "host": host,
             "keys": {name: found.key for name, found in sets.items()},
             "timing": summed_timing(sets).as_dict(),
             "peak_rss_mb": max((found.meta.get("peak_rss_mb") or 0) for found in sets.values()) or None,
             "matmul_peak_gflops": job.matmul_peak_gflops,
             "from_cache": all(found.from_cache for found in sets.values()),
+            "finetuned_val_acc": finetuned and finetuned["val_acc"],
             "wall_s": round(time.perf_counter() - t0, 3)}
 
 

@@ -124,7 +124,7 @@ def _fine_tune(t: Transfer, top, head, maps: dict[str, FeatureSet], frozen_acc: 
     ft = t.config.fine_tune()
     echo(f"Fine-tuning {t.spec.name} above {t.cut} with the head (lr {ft.learning_rate}, at most {ft.epochs} "
          f"epochs, {'random mirroring, ' if ft.flip else ''}BatchNorm frozen) on {len(t.train)} cached maps ...")
-    epochs, seconds, val_acc = fine_tune(top, head, (maps["train"].features, t.train.y),
+    epochs, seconds, val_acc, _ = fine_tune(top, head, (maps["train"].features, t.train.y),
                                          (maps["val"].features, t.val.y), ft, seed=t.config.seed, echo=echo)
     echo(f"  fine-tune: {epochs} epochs in {seconds:.0f}s, validation accuracy {val_acc:.4f} "
          f"({val_acc - frozen_acc:+.4f} over the frozen base)")

@@ -1,0 +1,60 @@
+"""Every registry backbone's fine-tuning cut splits it exactly: top(bottom(x)) == base(x)."""
+
+import numpy as np
+import pytest
+
+import backbones
+from benchmark.core.finetune import cut_tensors, split_base, unfreeze
+
+
+def _size(spec) -> int:
+    return max(spec.min_size, 64)  # small, but every stage still has maps of at least 1x1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", backbones.names())
+def test_cut_splits_the_base_exactly(name):
+    import keras
+
+    spec = backbones.get(name)
+    assert spec.finetune_cut, f"{name} has no fine-tuning cut"
+    img_size = _size(spec)
+    base = backbones.build_base(name, img_size, backbones.WeightsSource("random"))
+    try:
+        bottom, top = split_base(base, spec.finetune_cut)
+        x = np.random.default_rng(0).uniform(0, 255, (2, img_size, img_size, 3)).astype("float32")
+        whole = np.asarray(base.predict_on_batch(x))
+        maps = np.asarray(bottom.predict_on_batch(x))
+        assert maps.ndim == 4 and maps.shape[0] == 2
+        parted = np.asarray(top.predict_on_batch(maps))
+        scale = max(float(np.abs(whole).max()), 1e-30)  # random weights can make tiny activations
+        np.testing.assert_allclose(parted / scale, whole / scale, atol=1e-5)
+        # The cut leaves something to train, and less than the whole base.
+        trainable = unfreeze(top)
+        assert 0 < trainable < spec.param_count
+    finally:
+        keras.backend.clear_session()
+
+
+def test_a_bad_cut_names_the_layer():
+    import keras
+
+    base = backbones.build_base("MobileNet", 32, backbones.WeightsSource("random"))
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        cut_tensors(base, "nope.input")
+    with pytest.raises(ValueError, match="no layer"):
+        cut_tensors(base, "conv_pw_11_relu.output")
+    keras.backend.clear_session()
+
+
+def test_a_two_tensor_cut_is_one_concatenated_map():
+    """NASNet's cut carries two cells' outputs; the bottom concatenates them and the top splits them again."""
+    import keras
+
+    spec = backbones.get("NASNetMobile")
+    base = backbones.build_base(spec.name, 64, backbones.WeightsSource("random"))
+    parts = cut_tensors(base, spec.finetune_cut)
+    bottom, _ = split_base(base, spec.finetune_cut)
+    assert len(parts) == 2
+    assert bottom.output.shape[-1] == sum(t.shape[-1] for t in parts)
+    keras.backend.clear_session()

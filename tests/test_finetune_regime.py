@@ -1,0 +1,79 @@
+"""The fine-tuned regime: its job, its cached scores, and its rows in the benchmark."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import backbones
+from benchmark.core.data import SplitRecipe
+from benchmark.core.features import ExtractJob, ensure_features
+from benchmark.core.finetune import FineTuneConfig
+from benchmark.core.finetuned import ensure_finetuned, load_finetuned
+from benchmark.core.store import Store
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_finetuned_scores_are_measured_then_cached(tiny_cifar, tmp_path):
+    recipe = SplitRecipe(n_val_holdout=100, n_train=120, n_val=40, n_test=40)
+    splits = recipe.make(tiny_cifar)
+    spec = backbones.get("MobileNet")
+    job = ExtractJob(spec.name, 32, backbones.WeightsSource("random"), splits=("train", "val", "test"), data=recipe,
+                     cache_dir=str(tmp_path), cut=spec.finetune_cut, batch_size=32,
+                     finetune=FineTuneConfig(epochs=2, patience=1).as_dict())
+    lines = []
+    sets = ensure_features(job, splits, echo=lines.append)
+    assert sets["train"].features.shape == (120, 2, 2, 512)  # the maps below the cut (conv 12-13 above it)
+    assert load_finetuned(job, splits, Store(job.cache_dir), seed=0) is None
+    result = ensure_finetuned(job, sets, echo=lines.append)
+    assert 1 <= result["ft_epochs"] <= 2 and result["ft_train_s"] > 0
+    assert 0 <= result["val_acc"] <= 1 and result["test_ci_low"] <= result["test_acc"] <= result["test_ci_high"]
+    assert len(result["test_pred"]) == 40 and len(result["per_class_acc"]) == 10
+    # the last stage (conv 12-13, BatchNorm frozen) and the mlp head: more than the head alone
+    assert result["trainable_params"] > 512 * 512
+    assert any("fine-tune epoch 1" in line for line in lines)
+    assert load_finetuned(job, splits, Store(job.cache_dir), seed=0) == result
+    assert ensure_finetuned(job, sets, echo=lambda *_: pytest.fail("retrained")) == result
+
+
+def test_a_job_without_settings_is_refused(tmp_path):
+    job = ExtractJob("MobileNet", 32, backbones.WeightsSource("random"), splits=("train",), cut="conv_pw_11_relu")
+    with pytest.raises(ValueError, match="no cut or no fine-tuning settings"):
+        ensure_finetuned(job, {}, Store(str(tmp_path)))
+
+
+def _bench(cifar_dir, weights_dir, tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "benchmark", "--backbones", "MobileNet", "--sizes", "32",
+                           "--train-size", "300", "--val-size", "100", "--test-size", "200", "--data-dir", cifar_dir,
+                           "--weights-dir", weights_dir, "--cache-dir", str(tmp_path / "cache"),
+                           "--out", str(tmp_path / "res"), "--no-report", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.integration
+def test_benchmark_adds_finetune_rows_and_reruns_from_cache(cifar_dir, weights_dir, tmp_path):
+    done = _bench(cifar_dir, weights_dir, tmp_path, "--regime", "frozen", "finetune")
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert list(zip(frame["regime"], frame["head"])) == [("frozen", "linear"), ("frozen", "mlp"), ("finetune", "mlp")]
+    tuned = frame[frame["regime"] == "finetune"].iloc[0]
+    assert tuned["ft_epochs"] >= 1 and tuned["ft_train_s"] > 0 and 0 < tuned["val_acc"] <= 1
+    frozen_mlp = frame[(frame["regime"] == "frozen") & (frame["head"] == "mlp")].iloc[0]
+    assert tuned["trainable_params"] > frozen_mlp["trainable_params"] > 0
+    assert "finetune" in done.stdout
+    again = _bench(cifar_dir, weights_dir, tmp_path, "--regime", "frozen", "finetune")
+    assert again.returncode == 0, again.stderr
+    assert "maps and fine-tuned scores from cache" in again.stdout and "fine-tune epoch" not in again.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "res" / "results.csv").drop(columns=["from_cache"]),
+                                  frame.drop(columns=["from_cache"]))
+
+
+def test_time_only_with_finetune_is_refused(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmark", "--backbones", "MobileNet", "--time-only",
+                           "--regime", "finetune", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "--time-only" in done.stderr and "Traceback" not in done.stderr
