@@ -67,6 +67,29 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def isa_flags() -> list[str]:
+    """The CPU flags that decide which oneDNN kernels run (AVX-512, BF16, AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in ISA_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def ram_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def environment() -> dict:
     """Versions, CPU and date, recorded beside every results table."""
     import keras
@@ -84,6 +107,8 @@ def environment() -> dict:
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "isa_flags": isa_flags(),
+        "ram_gib": ram_gib(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "git_sha": git_sha(),
     }
