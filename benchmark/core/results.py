@@ -174,23 +174,26 @@ N_EXAMPLES = 48
 
 
 def write_examples(out_dir: str, test, predictions: dict) -> None:
-    """Writes examples.npz: the first `N_EXAMPLES` test images, their labels, and
-    each head's predictions for them (key "model|img_size|head"), for the report."""
+    """Writes examples.npz for the report: the first `N_EXAMPLES` test images, every test label, and
+    each row's prediction for every test image (key "model|img_size|head", "|finetune" for that regime),
+    which the report's paired test (McNemar) compares image by image."""
     import numpy as np
 
-    images, labels = test.x[:N_EXAMPLES], test.y[:N_EXAMPLES]
+    images, labels = test.x[:N_EXAMPLES], np.asarray(test.y, np.uint8)
     try:  # earlier runs' predictions on the same images stay, as their rows do
         old_images, old_labels, earlier = load_examples(out_dir)
         earlier = earlier if np.array_equal(old_images, images) and np.array_equal(old_labels, labels) else {}
     except (OSError, KeyError, ValueError):
         earlier = {}
     arrays = {"images": images, "labels": labels}
-    arrays.update({f"pred:{key}": value for key, value in {**earlier, **predictions}.items()})
+    arrays.update({f"pred:{key}": np.asarray(value, np.uint8) for key, value in {**earlier, **predictions}.items()
+                   if len(value) == len(labels)})  # a file from before full predictions: its rows' are dropped
     write_npz(os.path.join(out_dir, "examples.npz"), **arrays)
 
 
 def load_examples(out_dir: str) -> tuple:
-    """`(images uint8 (n, 32, 32, 3), labels (n,), {"model|img_size|head": predictions (n,)})`."""
+    """`(images uint8 (n, 32, 32, 3), labels (n_test,), {"model|img_size|head": predictions (n_test,)})`;
+    the images are the first n of the test images the labels belong to."""
     import numpy as np
 
     with np.load(os.path.join(out_dir, "examples.npz"), allow_pickle=False) as npz:

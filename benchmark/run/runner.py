@@ -33,7 +33,7 @@ from ..core.finetuned import load_finetuned
 from ..core.flops import matmul_peak_gflops
 from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
-from ..core.results import N_EXAMPLES, write_examples
+from ..core.results import write_examples
 from ..core.results_db import ResultsDB
 from ..core.store import Store
 from ..core.weights import weights_problem
@@ -300,12 +300,12 @@ class Runner:
             return [timing_only_row(shared)]
         if job.finetune is not None and weights.pretrained:
             result = self.finetuned(job, prepared)
-            predictions[f"{spec.name}|{img_size}|finetune"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
+            predictions[f"{spec.name}|{img_size}|finetune"] = np.asarray(result["test_pred"], np.int64)
             return [finetuned_row(shared, result)]
         rows = []
         for kind in self.config.heads:
             result = self.head(kind, sets, prepared.splits)
-            predictions[f"{spec.name}|{img_size}|{kind}"] = np.asarray(result["test_pred"][:N_EXAMPLES], np.int64)
+            predictions[f"{spec.name}|{img_size}|{kind}"] = np.asarray(result["test_pred"], np.int64)
             rows.append(head_row(shared, kind, result, spec.feature_dim))
         return rows
 
