@@ -15,13 +15,15 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default="results", help="folder with results.csv (default: results)")
     parser.add_argument("--out", help="where index.html goes (default: RESULTS/report, where `python -m benchmark` "
                                       "puts it too)")
+    parser.add_argument("--author", help="the paper's author line (default: git config user.name, else "
+                                         "'backbone-bench')")
     args = parser.parse_args(argv)
     from benchmark.core.results import ResultsSchemaError
 
     from .build import build_report
 
     try:
-        build_report(args.results, args.out or os.path.join(args.results, "report"))
+        build_report(args.results, args.out or os.path.join(args.results, "report"), author=args.author)
     except (FileNotFoundError, ResultsSchemaError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

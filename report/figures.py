@@ -20,9 +20,24 @@ from benchmark.core.data import CLASSES  # noqa: E402
 from benchmark.core.results import best_rows, top_scorer  # noqa: E402
 
 
+def frozen(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frozen regime's rows (a fine-tuned row's throughput is of the part below its cut only)."""
+    return frame[frame["regime"] == "frozen"] if "regime" in frame else frame
+
+
 def timing_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, img_size) with its throughput."""
-    return frame.dropna(subset=["samples_per_sec"]).drop_duplicates(["model", "img_size"]).reset_index(drop=True)
+    """One row per (model, img_size) with the whole base's throughput (frozen rows)."""
+    return frozen(frame).dropna(subset=["samples_per_sec"]).drop_duplicates(["model", "img_size"]) \
+        .reset_index(drop=True)
+
+
+def _plain_log_ticks(axis) -> None:
+    """Log-axis ticks as plain numbers (3, 10, 30), not 3x10^0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -87,29 +102,41 @@ def _labels_to_draw(best: pd.DataFrame, front: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_vs_throughput(frame: pd.DataFrame):
-    """Figure 1: test accuracy against extraction throughput, with the Pareto front."""
-    fig, ax = plt.subplots(figsize=(8, 5.2))
-    best = best_rows(frame)
-    timed = timing_rows(frame)
-    random = timed[timed["weights"] == "random"]
+    """Accuracy against extraction throughput (frozen regime), the Pareto front and the top scorer; below,
+    in a strip of its own, the throughput of backbones timed with random weights (they have no accuracy)."""
+    best = best_rows(frozen(frame))
+    random = timing_rows(frame)
+    random = random[random["weights"] == "random"]
+    fig, (ax, strip) = plt.subplots(2, 1, figsize=(8, 6.2), sharex=True,
+                                    gridspec_kw={"height_ratios": [5, 1] if not random.empty else [5, 0.01]})
     front = None
     if not best.empty:
         err = np.vstack([best["test_acc"] - best["test_ci_low"], best["test_ci_high"] - best["test_acc"]]) * 100
         ax.errorbar(best["samples_per_sec"], best["test_acc"] * 100, yerr=err, fmt="o", color="tab:blue",
-                    ecolor="0.7", capsize=2, label="pretrained (best head, 95% CI)")
+                    ecolor="0.7", capsize=2, label="pretrained, frozen (best head, 95% CI)")
         front = pareto_front(best, "samples_per_sec", "test_acc")
         ax.plot(front["samples_per_sec"], front["test_acc"] * 100, "-", color="tab:orange", lw=1.5,
                 label="Pareto front")
-    if not random.empty:
-        # Random-weight rows have no accuracy: hollow markers on the time axis only.
-        ax.plot(random["samples_per_sec"], np.zeros(len(random)), "o", mfc="none", mec="0.4", clip_on=False,
-                transform=ax.get_xaxis_transform(), label="random weights (timing only)")
+        top = top_scorer(frame)
+        if top is not None and top.get("regime", "frozen") == "frozen":
+            ax.plot([top["samples_per_sec"]], [top["test_acc"] * 100], "*", ms=16, mfc="gold", mec="k",
+                    label="top scorer (validation rule)")
     ax.set_xscale("log")
-    ax.set_xlabel("extraction throughput (images/s, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy against speed")
+    ax.set_title("Accuracy against speed (frozen features)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower left", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=8)
+    strip.set_yticks([])
+    if not random.empty:
+        strip.plot(random["samples_per_sec"], np.zeros(len(random)), "|", ms=18, color="0.4")
+        strip.set_ylabel("random\nweights", fontsize=8, rotation=0, ha="right", va="center")
+        strip.set_title("timed only, no accuracy (random weights)", fontsize=8, loc="left")
+        strip.grid(alpha=0.3, axis="x", which="both")
+    else:
+        strip.set_axis_off()
+    strip.set_xlabel("extraction throughput (images/s, log scale)")
+    _plain_log_ticks(strip.xaxis)
     fig.tight_layout()  # before labelling: labels are placed in final display coordinates
     if front is not None:
         place_labels(ax, fig, [(row["samples_per_sec"], row["test_acc"] * 100, _label(row))
@@ -118,13 +145,16 @@ def accuracy_vs_throughput(frame: pd.DataFrame):
 
 
 def accuracy_vs_params(frame: pd.DataFrame):
-    """Figure 2: test accuracy against parameter count."""
+    """Test accuracy (frozen, best head) against the base's parameter count."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    best = best_rows(frame)
+    best = best_rows(frozen(frame))
     if not best.empty:
-        ax.scatter(best["param_count"] / 1e6, best["test_acc"] * 100, color="tab:green")
+        err = np.vstack([best["test_acc"] - best["test_ci_low"], best["test_ci_high"] - best["test_acc"]]) * 100
+        ax.errorbar(best["param_count"] / 1e6, best["test_acc"] * 100, yerr=err, fmt="o", color="tab:green",
+                    ecolor="0.7", capsize=2)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters of the frozen base (millions, log scale)")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_xlabel("parameters of the frozen base without its top (millions, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against size")
     ax.grid(alpha=0.3, which="both")
@@ -137,39 +167,53 @@ def accuracy_vs_params(frame: pd.DataFrame):
 
 
 def time_per_image(frame: pd.DataFrame):
-    """Figure 3: extraction time per image, one horizontal bar per (backbone, size), sorted."""
+    """Extraction time per image, one labelled dot per (backbone, size), sorted (a dot plot: on a log
+    axis a bar's length would mean nothing)."""
     timed = timing_rows(frame).sort_values("ms_per_img")
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.22 * len(timed) + 1)))
-    colors = ["tab:blue" if w == "imagenet" else "0.6" for w in timed["weights"]]
-    ax.barh([_label(r) for _, r in timed.iterrows()], timed["ms_per_img"], color=colors)
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.22 * len(timed) + 1)))
+    colors = ["tab:blue" if w == "imagenet" else "0.5" for w in timed["weights"]]
+    y = np.arange(len(timed))
+    ax.hlines(y, timed["ms_per_img"].min() / 1.5, timed["ms_per_img"], color="0.88", lw=0.8)
+    ax.scatter(timed["ms_per_img"], y, color=colors, s=18, zorder=3)
+    for yi, value in zip(y, timed["ms_per_img"]):
+        ax.annotate(f"{value:.3g}", (value, yi), xytext=(5, -3), textcoords="offset points", fontsize=6.5)
+    ax.set_yticks(y, [_label(r) for _, r in timed.iterrows()])
     ax.invert_yaxis()
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_xlim(timed["ms_per_img"].min() / 1.5, timed["ms_per_img"].max() * 2.2)
     ax.set_xlabel("extraction time per image (ms, log scale)")
     ax.set_ylabel("backbone @ input size (px)")
-    ax.set_title("Extraction time per image (grey: random weights, timing only)")
+    ax.set_title("Extraction time per image (blue: pretrained; grey: random weights, timed only)", fontsize=9)
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(alpha=0.3, axis="x", which="both")
     fig.tight_layout()
     return fig
 
 
+def sweep_models(frame: pd.DataFrame) -> list[str]:
+    """Pretrained backbones scored at more than one input size (what the resolution sweep can show)."""
+    best = best_rows(frozen(frame))
+    sizes = best.groupby("model")["img_size"].nunique()
+    return sorted(sizes[sizes > 1].index)
+
+
 def resolution_sweep(frame: pd.DataFrame):
-    """Figure 4: accuracy and throughput against input size, one line per backbone."""
+    """Accuracy (frozen, best head, 95% CI) and throughput against input size, one line per backbone."""
     fig, (ax_acc, ax_speed) = plt.subplots(1, 2, figsize=(10, 4.2))
-    best = best_rows(frame)
-    for model, rows in best.groupby("model"):
-        rows = rows.sort_values("img_size")
-        ax_acc.plot(rows["img_size"], rows["test_acc"] * 100, "o-", label=model)
-    for model, rows in timing_rows(frame).groupby("model"):
-        if rows["img_size"].nunique() > 1 or model in set(best["model"]):
-            rows = rows.sort_values("img_size")
-            ax_speed.plot(rows["img_size"], rows["samples_per_sec"], "o-", label=model)
+    best = best_rows(frozen(frame))
+    for model in sweep_models(frame):
+        rows = best[best["model"] == model].sort_values("img_size")
+        err = np.vstack([rows["test_acc"] - rows["test_ci_low"], rows["test_ci_high"] - rows["test_acc"]]) * 100
+        ax_acc.errorbar(rows["img_size"], rows["test_acc"] * 100, yerr=err, fmt="o-", capsize=2, label=model)
+        ax_speed.plot(rows["img_size"], rows["samples_per_sec"], "o-", label=model)
     ax_acc.set_xlabel("input size (px)")
     ax_acc.set_ylabel("test accuracy (%)")
     ax_acc.set_title("Accuracy against input size")
     ax_speed.set_xlabel("input size (px)")
     ax_speed.set_ylabel("throughput (images/s, log scale)")
     ax_speed.set_yscale("log")
+    _plain_log_ticks(ax_speed.yaxis)
     ax_speed.set_title("Throughput against input size")
     for ax in (ax_acc, ax_speed):
         ax.grid(alpha=0.3)
@@ -179,39 +223,139 @@ def resolution_sweep(frame: pd.DataFrame):
     return fig
 
 
+def regime_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """(model, img_size) with both regimes scored: the frozen best head's and the fine-tuned test accuracy."""
+    best = best_rows(frame)
+    if "regime" not in best or best.empty:
+        return pd.DataFrame()
+    cols = ["model", "img_size", "test_acc", "test_ci_low", "test_ci_high", "val_acc"]
+    a = best[best["regime"] == "frozen"][cols]
+    b = best[best["regime"] == "finetune"][cols + ["ft_train_s", "trainable_params"]]
+    return a.merge(b, on=["model", "img_size"], suffixes=("_frozen", "_finetune")).sort_values(
+        ["model", "img_size"]).reset_index(drop=True)
+
+
+def frozen_vs_finetuned(frame: pd.DataFrame):
+    """Per (backbone, size): test accuracy of the frozen regime's best head and of the fine-tuned network."""
+    pairs = regime_pairs(frame)
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.36 * len(pairs) + 1.2)))
+    y = np.arange(len(pairs))
+    for regime, color, dy in (("frozen", "tab:blue", -0.12), ("finetune", "tab:red", 0.12)):
+        acc = pairs[f"test_acc_{regime}"] * 100
+        err = np.vstack([acc - pairs[f"test_ci_low_{regime}"] * 100, pairs[f"test_ci_high_{regime}"] * 100 - acc])
+        ax.errorbar(acc, y + dy, xerr=err, fmt="o", color=color, ecolor=color, alpha=0.9, capsize=2,
+                    label={"frozen": "frozen base, best head", "finetune": "last stage fine-tuned"}[regime])
+    for yi, (_, r) in zip(y, pairs.iterrows()):
+        ax.plot([r["test_acc_frozen"] * 100, r["test_acc_finetune"] * 100], [yi - 0.12, yi + 0.12], color="0.7",
+                lw=0.8)
+    ax.set_yticks(y, [_label(r) for _, r in pairs.iterrows()], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy (%), 95% bootstrap interval")
+    ax.set_title("Frozen features against a fine-tuned last stage")
+    ax.grid(alpha=0.3, axis="x")
+    if len(pairs):
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def ksl_points(frame: pd.DataFrame, regime: str, img_size: str | int = "best") -> pd.DataFrame:
+    """One row per pretrained backbone for Kornblith et al.'s question: its ImageNet top-1 and its CIFAR-10
+    accuracy in `regime`, at `img_size` (a number, "native", or "best": its best size by the top-scorer rule)."""
+    rows = best_rows(frame)
+    rows = rows[rows["regime"] == regime] if "regime" in rows else rows
+    if img_size == "native":
+        import backbones
+
+        rows = rows[rows["img_size"] == rows["model"].map(lambda m: backbones.get(m).native_size)]
+    elif img_size != "best":
+        rows = rows[rows["img_size"] == int(img_size)]
+    return rows.drop_duplicates("model").reset_index(drop=True)  # ranked: the first row per model is its best
+
+
+def imagenet_vs_cifar(frame: pd.DataFrame):
+    """ImageNet top-1 against CIFAR-10 test accuracy (95% CI), frozen and, where measured, fine-tuned,
+    each backbone at its best input size."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    labels = []
+    for regime, marker, color in (("frozen", "o", "tab:blue"), ("finetune", "s", "tab:red")):
+        pts = ksl_points(frame, regime)
+        if pts.empty:
+            continue
+        err = np.vstack([pts["test_acc"] - pts["test_ci_low"], pts["test_ci_high"] - pts["test_acc"]]) * 100
+        ax.errorbar(pts["imagenet_top1"], pts["test_acc"] * 100, yerr=err, fmt=marker, color=color, capsize=2,
+                    label={"frozen": "frozen features", "finetune": "last stage fine-tuned (ft)"}[regime])
+        labels += [(r["imagenet_top1"], r["test_acc"] * 100, f"{r['model']} @{int(r['img_size'])}"
+                    + (" (ft)" if regime == "finetune" else "")) for _, r in pts.iterrows()]
+    ax.set_xlabel("published ImageNet top-1 of the Keras weights (%)")
+    ax.set_ylabel("CIFAR-10 test accuracy (%)")
+    ax.set_title("Do better ImageNet models transfer better? (each at its best size)")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.margins(x=0.25, y=0.1)
+    fig.tight_layout()
+    for ann in place_labels(ax, fig, labels, fontsize=7):  # no overlaps; fine-tuned labels in red
+        ann.set_color("tab:red" if ann.get_text().endswith("(ft)") else "tab:blue")
+    return fig
+
+
 def confusion(frame: pd.DataFrame):
-    """Figure 5: the top scorer's confusion matrix and per-class accuracy."""
+    """The top scorer's confusion matrix, each row normalised to 100% with the values printed, and its
+    per-class accuracy with Wilson 95% intervals."""
+    from .stats import wilson
+
     top = top_scorer(frame)
-    fig, (ax_cm, ax_pc) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.2, 1]})
+    fig, (ax_cm, ax_pc) = plt.subplots(1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [1.25, 1]})
     if top is None:
         ax_cm.set_axis_off()
         ax_pc.set_axis_off()
         return fig
-    cm = np.array(json.loads(top["confusion"]))
-    per_class = np.array(json.loads(top["per_class_acc"]), dtype=float)
-    im = ax_cm.imshow(cm, cmap="Blues")
+    cm = np.array(json.loads(top["confusion"]), dtype=float)
+    per_row = cm.sum(axis=1, keepdims=True)
+    share = 100 * cm / np.maximum(per_row, 1)
+    off = share.copy()
+    np.fill_diagonal(off, np.nan)  # the diagonal would swamp the colour scale: colour the errors only
+    im = ax_cm.imshow(off, cmap="Reds", vmin=0, vmax=max(1.0, np.nanmax(off)))
+    for i in range(10):
+        for j in range(10):
+            ax_cm.text(j, i, f"{share[i, j]:.0f}", ha="center", va="center", fontsize=6.5,
+                       color="tab:blue" if i == j else ("white" if share[i, j] > 0.6 * np.nanmax(off) else "k"),
+                       fontweight="bold" if i == j else None)
     ax_cm.set_xticks(range(10), CLASSES, rotation=60, fontsize=8)
     ax_cm.set_yticks(range(10), CLASSES, fontsize=8)
     ax_cm.set_xlabel("predicted class")
     ax_cm.set_ylabel("true class")
-    ax_cm.set_title(f"Confusion matrix: {_label(top)} px, {top['head']} head")
-    fig.colorbar(im, ax=ax_cm, label="test images")
-    ax_pc.barh(CLASSES, per_class * 100, color="tab:blue")
+    ax_cm.set_title(f"Confusion (% of each true class): {_label(top)} px, {top.get('regime', 'frozen')}, "
+                    f"{top['head']} head", fontsize=9)
+    fig.colorbar(im, ax=ax_cm, label="% of the true class (off-diagonal)")
+    correct = np.diag(cm)
+    intervals = np.array([wilson(c, n) for c, n in zip(correct, per_row.ravel())]) * 100
+    acc = 100 * correct / np.maximum(per_row.ravel(), 1)
+    ax_pc.barh(CLASSES, acc, xerr=np.vstack([acc - intervals[:, 0], intervals[:, 1] - acc]), color="tab:blue",
+               ecolor="0.3", capsize=2)
     ax_pc.invert_yaxis()
     ax_pc.set_xlim(0, 100)
-    ax_pc.set_xlabel("per-class test accuracy (%)")
-    ax_pc.set_title("Per-class accuracy")
+    n_class = (f"{int(per_row.min())}" if per_row.min() == per_row.max() else
+               f"{int(per_row.min())}-{int(per_row.max())}")
+    ax_pc.set_xlabel(f"per-class test accuracy (%), Wilson 95% interval\n({n_class} test images per class)")
+    ax_pc.set_title("Per-class accuracy", fontsize=9)
     ax_pc.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
 
 
-def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict):
-    """Figure 6: test images with true and predicted labels from the top scorer."""
+def prediction_key(row) -> str:
+    """The examples.npz key of a results row's predictions."""
+    tail = "finetune" if row.get("regime", "frozen") == "finetune" else row["head"]
+    return f"{row['model']}|{int(row['img_size'])}|{tail}"
+
+
+def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict, n: int = 16):
+    """CIFAR-10 test images with the top scorer's predictions (mistakes in red, with the true label)."""
     top = top_scorer(frame)
-    key = None if top is None else f"{top['model']}|{int(top['img_size'])}|{top['head']}"
-    preds = predictions.get(key)
-    n = min(len(images), 24)
+    preds = None if top is None else predictions.get(prediction_key(top))
+    n = min(len(images), n)
     cols = 8
     rows = max(1, int(np.ceil(n / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.85))
@@ -228,14 +372,15 @@ def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predic
             ok = guess == truth
             ax.set_title(f"{guess}" if ok else f"{guess}\n(true: {truth})", fontsize=7,
                          color="tab:green" if ok else "tab:red")
-    fig.suptitle("Test images: predicted label (red: mistakes, with the true label)" if preds is not None
-                 else "Test images and their labels", fontsize=9)
+    fig.suptitle(f"The top scorer, {_label(top)} px, on the first {n} test images: predicted label (red: "
+                 f"mistakes, with the true label)" if preds is not None else "Test images and their labels",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def epoch_ratio(measured: dict):
-    """Figure 7: seconds per head epoch on cached features against end to end
+    """Seconds per head epoch on cached features against end to end
     through the frozen base (median, with the range over the repeats)."""
     rows = [("head on cached features", measured["head_epoch_s"]),
             (f"end to end through {measured['model']} @{measured['img_size']}", measured["end_to_end_epoch_s"])]

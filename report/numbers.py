@@ -1,6 +1,6 @@
 """Every number printed in the report must come from the results files.
 
-The paper formats numbers only with `pct`, `fixed` and `millions`; the
+The paper formats numbers only with `pct`, `fixed`, `millions` and `thousands`; the
 checker rebuilds every token those formatters can produce from the results
 and environment, and lists any number in the page that is not among them.
 """
@@ -13,8 +13,9 @@ import math
 import re
 
 # Numbers the text may use that are facts of the method, not measurements:
-# CIFAR-10's 10 classes and 32-px images, the 95% interval, and the cited year.
-CONSTANTS = {"10", "32", "95", "2019"}
+# CIFAR-10's 10 classes and 32-px images, the 95% interval, and the years of
+# the cited works.
+CONSTANTS = {"10", "32", "95", "2019", "2009", "1947", "1993", "1927"}
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
 
@@ -32,6 +33,10 @@ def millions(value: float) -> str:
     return f"{value / 1e6:.1f}"
 
 
+def thousands(value: float) -> str:
+    return f"{value / 1e3:.0f}"
+
+
 def _variants(value) -> set[str]:
     out = set()
     if isinstance(value, bool) or value is None:
@@ -39,11 +44,13 @@ def _variants(value) -> set[str]:
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             return out
-        out.add(str(int(value)) if float(value).is_integer() else str(value))
-        for d in (0, 1, 2, 3):
-            out.add(fixed(value, d))
-            out.add(pct(value, d))
-        out.add(millions(value))
+        for v in {value, abs(value)}:  # the text writes a sign as its own character: "-0.18" is "0.18"
+            out.add(str(int(v)) if float(v).is_integer() else str(v))
+            for d in (0, 1, 2, 3):
+                out.add(fixed(v, d))
+                out.add(pct(v, d))
+            out.add(millions(v))
+            out.add(thousands(v))
         return out
     text = str(value)
     try:
@@ -87,9 +94,11 @@ def visible_text(page: str) -> str:
 
 def unsupported_numbers(page: str, frame, environment: dict) -> list[str]:
     """Numbers in the page's text that the results do not contain."""
+    page = re.sub(r"(?s)<p class=authors>.*?</p>", " ", page)  # a name, not a measurement
     text = visible_text(page)
     for name in sorted(set(frame["model"]), key=len, reverse=True):  # digits inside names: ResNet50
         text = text.replace(str(name), " ")
     text = re.sub(r"\b(Figure|Table|CIFAR-)\s?\d+", " ", text)
+    text = re.sub(r"\[\d+(?:, \d+)*\]", " ", text)  # citations: [1], [2, 3]
     allowed = allowed_numbers(frame, environment)
     return sorted({tok for tok in _NUMBER.findall(text) if tok not in allowed})

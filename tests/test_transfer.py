@@ -68,7 +68,7 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     rc = module.main(["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
                       "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
                       "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "3",
-                      "--hidden", "32", "--batch-size", "50"])
+                      "--hidden", "32", "--batch-size", "50", "--no-fine-tune"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "chosen with --backbone" in out and "Test accuracy of cifar10.h5" in out
@@ -91,7 +91,7 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     keras.backend.clear_session()
     args = ["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
             "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
-            "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--hidden", "32"]
+            "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--hidden", "32", "--no-fine-tune"]
     assert module.main(args + ["--epochs", "3"]) == 0
     out = capsys.readouterr().out
     assert "Model taken from the cache" in out and "Test accuracy of cifar10.h5" in out

@@ -265,18 +265,24 @@ def print_plan(results_dir: str, n_workers: int, echo=print) -> None:
 
 
 def print_summary(frame, echo=print) -> None:
-    """The rows by test accuracy, then the top scorer by the shared rule (`benchmark.core.results.top_scorer`)."""
-    from ..core.results import top_scorer
+    """The scored rows best first by the shared rule (`benchmark.core.results.ranked`), then the timed-only
+    rows by speed, then the top scorer."""
+    import pandas as pd
+
+    from ..core.results import ranked, top_scorer
 
     if frame is None or frame.empty:
         return
-    cols = ["model", "img_size", "precision", "head", "weights", "samples_per_sec", "val_acc", "test_acc",
+    cols = ["model", "img_size", "precision", "regime", "head", "weights", "samples_per_sec", "val_acc", "test_acc",
             "test_ci_low", "test_ci_high"]
-    table = frame[cols].sort_values(["test_acc", "samples_per_sec"], ascending=False, na_position="last")
+    scored = ranked(frame)
+    rest = frame.drop(index=scored.index).sort_values("samples_per_sec", ascending=False, na_position="last")
+    table = pd.concat([scored, rest])[cols]
     echo("")
     echo(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))
     top = top_scorer(frame)
     if top is not None:
-        echo(f"\nTop scorer (best validation accuracy; ties: faster, then simpler head): {top['model']} at "
-             f"{int(top['img_size'])} px, {top['head']} head, validation {top['val_acc']:.3f}, test "
+        echo(f"\nTop scorer (best validation accuracy in either regime; ties: frozen, faster, simpler head): "
+             f"{top['model']} at {int(top['img_size'])} px, {top.get('regime', 'frozen')} regime, {top['head']} "
+             f"head, validation {top['val_acc']:.3f}, test "
              f"{top['test_acc']:.3f} (95% CI {top['test_ci_low']:.3f}-{top['test_ci_high']:.3f}).")
