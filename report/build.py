@@ -109,6 +109,12 @@ def _runner_up(frame: pd.DataFrame, top) -> pd.Series | None:
     return None if others.empty else others.iloc[0]
 
 
+def KSL_SETTINGS(frame: pd.DataFrame) -> list[tuple[str, object]]:  # noqa: N802 (a table, computed)
+    """The (regime, size) settings the correlation paragraph reports, in its order."""
+    sizes = sorted({int(s) for s in frame["img_size"].dropna()})
+    return [("frozen", "best"), ("frozen", "native"), *[("frozen", s) for s in sizes], ("finetune", "best")]
+
+
 def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
     """The numbers the paper derives from the results: the paired test and the correlations."""
     out: dict = {"extract_minutes": {}}
@@ -116,23 +122,24 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
     second = _runner_up(frame, top) if top is not None else None
     if second is not None and labels is not None:
         a, b = predictions.get(figures.prediction_key(top)), predictions.get(figures.prediction_key(second))
-        if a is not None and b is not None and len(a) == len(b) == len(labels):
+        full = int(top["test_size"]) == int(second["test_size"]) == len(labels)  # not an older 48-image file
+        if a is not None and b is not None and full and len(a) == len(b) == len(labels):
             out["mcnemar"] = {**mcnemar(a, b, labels), "a": figures.prediction_key(top),
                               "b": figures.prediction_key(second)}
-    for regime in REGIMES:
-        for size in ("best", "native", *sorted({int(s) for s in frame["img_size"].dropna()})):
-            pts = figures.ksl_points(frame, regime, size)
-            found = correlation(pts["imagenet_top1"], pts["test_acc"]) if len(pts) else None
-            if found:
-                out.setdefault("ksl", {})[f"{regime}@{size}"] = {**found, "models": list(pts["model"])}
+    for regime, size in KSL_SETTINGS(frame):
+        pts = figures.ksl_points(frame, regime, size)
+        found = correlation(pts["imagenet_top1"], pts["test_acc"]) if len(pts) else None
+        if found:
+            out.setdefault("ksl", {})[f"{regime}@{size}"] = {**found, "models": list(pts["model"])}
     ksl = out.get("ksl", {})
     out["ksl_zero"] = {"spans_zero": sum(c["r_low"] < 0 < c["r_high"] for c in ksl.values()), "settings": len(ksl)}
     out["same_order"] = {}
     best = best_rows(frame)
     for size in sorted({int(s) for s in frame["img_size"].dropna()}):
         orders = [list(best[(best["regime"] == regime) & (best["img_size"] == size)]["model"]) for regime in REGIMES]
-        if len(orders[1]) >= 2:  # ranked: each list is the models best first by validation accuracy
-            out["same_order"][size] = [m for m in orders[0] if m in orders[1]] == orders[1]
+        shared = set(orders[0]) & set(orders[1])
+        if len(shared) >= 2:  # ranked: each list is the models best first by validation accuracy
+            out["same_order"][size] = [m for m in orders[0] if m in shared] == [m for m in orders[1] if m in shared]
     for _, row in figures.timing_rows(frame).iterrows():  # what extracting all 50000 images would take here
         out["extract_minutes"][f"{row['model']}|{int(row['img_size'])}"] = N_EXTRACT / row["samples_per_sec"] / 60
     pairs = figures.regime_pairs(frame)
@@ -189,7 +196,7 @@ def facts(results_dir: str) -> dict:
 
 
 def _run_summary(env: dict) -> dict:
-    return {"command": _command(env.get("settings") or env.get("config") or {}), "git_sha": env.get("git_sha"),
+    return {"settings": env.get("settings") or env.get("config") or {}, "git_sha": env.get("git_sha"),
             "date": env.get("date")}
 
 
@@ -258,7 +265,7 @@ def _hardware_box(frame: pd.DataFrame, env: dict) -> str:
         ("CPU", f"{_e(env.get('cpu_model', 'not recorded'))}, {env.get('cpu_count', '?')} cores"
                 + (f"; GPU {_e(', '.join(env['gpus']))}" if env.get("gpus") else "; no GPU")),
         ("ISA flags", _e(" ".join(flags)) + (" (no AMX)" if not any(f.startswith("amx") for f in flags) else "")
-         if flags is not None else "not recorded by this run"),
+         if flags else "not recorded by this run"),
         ("RAM", f"{fixed(env['ram_gib'])} GiB" if env.get("ram_gib") else "not recorded by this run"),
         ("fp32 matmul peak", f"{fixed(peak)} GFLOP/s (median over the rows; tf.matmul, measured in each run)"
          if peak else "not measured"),
@@ -340,11 +347,13 @@ def _ksl_text(stats: dict, frame: pd.DataFrame, figs: Figures) -> str:
     parts += [one(f"frozen@{s}", f"frozen, all at {s} px") for s in sizes]
     parts += [one("finetune@best", "fine-tuned, each at its best size")]
     zero = stats["ksl_zero"]
+    verdict = (": with so few backbones these numbers neither confirm nor refute the paper."
+               if zero["spans_zero"] == zero["settings"] else
+               "; where it does not, the sign of r says whether our data agree with the paper.")
     text = (f"<p><b>Do better ImageNet models transfer better?</b> Kornblith et al. {cite('kornblith')} found a "
             f"strong correlation between ImageNet top-1 and transfer accuracy across sixteen networks, for fixed "
             f"features and for fine-tuning. {figs.ref('ksl')} asks the same of our data. {''.join(parts)}"
-            f"The interval spans zero in {zero['spans_zero']} of these {zero['settings']} settings: with so few "
-            f"backbones these numbers neither confirm nor refute the paper.")
+            f"The interval spans zero in {zero['spans_zero']} of these {zero['settings']} settings{verdict}")
     native = ksl.get("frozen@native")
     small = [(s, ksl[f"frozen@{s}"]) for s in sizes if f"frozen@{s}" in ksl]
     if native and small and native["r"] > max(c["r"] for _, c in small):
@@ -377,31 +386,48 @@ def _regime_text(stats: dict, figs: Figures) -> str:
 
 def _reproduction(env: dict, results_dir: str) -> str:
     """The commands that regenerate the tables and figures: the runs whose rows the folder still holds."""
-    runs = env.get("runs") or [{"command": _command(env.get("config") or {}), "git_sha": env.get("git_sha")}]
+    runs = env.get("runs") or [{"settings": env.get("config") or {}, "git_sha": env.get("git_sha")}]
     lines, seen = [], set()
     for run in runs:
-        if run["command"] not in seen:
-            seen.add(run["command"])
-            lines.append(f"{run['command']}    # at git {str(run.get('git_sha'))[:12]}")
+        command = _command(run["settings"], results_dir)
+        if command and command not in seen:
+            seen.add(command)
+            lines.append(f"{command}    # at git {run.get('git_sha') or 'unknown'}")
     lines.append(f"python -m report --results {results_dir}")
     return ("<p>With the data and weights folders of the README's offline setup, these commands, each from a "
             "clone at the commit named beside it, regenerate every table and figure (runs into the same --out "
             "folder add their rows):</p><pre>" + _e("\n".join(lines)) + "</pre>")
 
 
-def _command(cfg: dict) -> str:
+def _command(cfg: dict, out: str | None = None) -> str | None:
+    """The `python -m benchmark` command line of a run's settings (None for a run without any, e.g. an import)."""
     names = cfg.get("backbones") or []
+    if not names:
+        return None
     which = "--all" if len(names) == len(backbones.names()) else "--backbones " + " ".join(names)
     parts = ["python -m benchmark", which]
     sizes = cfg.get("img_sizes") or []
     if list(sizes) != [128]:
         parts.append("--sizes " + " ".join(str(s) for s in sizes))
-    if cfg.get("n_train") is None:
+    quick = {"n_train": 2000, "n_val": 500, "n_test": 2000}
+    if all(cfg.get(k) is None for k in quick):
         parts.append("--full")
+    else:
+        for key, flag in (("n_train", "--train-size"), ("n_val", "--val-size"), ("n_test", "--test-size")):
+            if cfg.get(key) != quick[key]:
+                parts.append(f"{flag} {cfg.get(key) or 'all'}")
+    for key, flag, default in (("n_val_holdout", "--val-holdout", 5000), ("seed", "--seed", 0),
+                               ("batch_size", "--batch-size", 32), ("precision", "--precision", "fp32")):
+        if cfg.get(key, default) != default:
+            parts.append(f"{flag} {cfg[key]}")
+    if cfg.get("time_only"):
+        parts.append("--time-only")
+    if list(cfg.get("heads") or ["linear", "mlp"]) != ["linear", "mlp"]:
+        parts.append("--heads " + " ".join(cfg["heads"]))
     if (cfg.get("regimes") or ["frozen"]) != ["frozen"]:
         parts.append("--regime " + " ".join(cfg["regimes"]))
-    if cfg.get("precision", "fp32") != "fp32":
-        parts.append(f"--precision {cfg['precision']}")
+    if out:
+        parts.append(f"--out {out}")
     return " ".join(parts)
 
 
@@ -435,13 +461,18 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
                     f"px ({_e(top.get('regime', 'frozen'))} regime, {_e(top['head'])} head): {pct(top['test_acc'])}% "
                     f"test accuracy (95% CI {pct(top['test_ci_low'])}–{pct(top['test_ci_high'])}%).")
     else:
-        headline = "No backbone had pretrained weights in this run, so no accuracy is reported."
+        headline = ""
     test = stats.get("mcnemar")
     distinguishable = ("" if not test else
                        " It is not distinguishable from the runner-up on the same test images (exact McNemar test)."
                        if test["p"] >= stats["threshold"] else
                        " Its lead over the runner-up is significant (exact McNemar test).")
+    n_scored_models = scored["model"].nunique()
     scale = (f"We time {n_models} ImageNet backbones from Keras Applications {cite('keras')} as feature extractors "
+             f"for CIFAR-10 {cite('cifar')} on one {env.get('cpu_count', '?')}-core CPU, at "
+             f"{', '.join(str(s) for s in sizes)} px. None of them was scored in this run (no pretrained weights, or "
+             f"timing only), so no accuracy is reported." if not n_scored_models else
+             f"We time {n_models} ImageNet backbones from Keras Applications {cite('keras')} as feature extractors "
              f"for CIFAR-10 {cite('cifar')} on one {env.get('cpu_count', '?')}-core CPU, at "
              f"{', '.join(str(s) for s in sizes)} px. Only {len(pretrained)} of them had ImageNet weights on this "
              f"machine ({_e(', '.join(pretrained))}); those {len(pretrained)} are scored, at "
@@ -505,8 +536,13 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
         order = ""
     conclusion = (
         f"<p>{lead}{order}"
-        + (f"Published ImageNet accuracy predicts CIFAR-10 accuracy only loosely at these sizes (r = "
-           f"{fixed(ksl_best['r'], 2)}, n = {ksl_best['n']}, each backbone at its best size). " if ksl_best else "")
+        + (f"Whether published ImageNet accuracy predicts CIFAR-10 accuracy here cannot be told from "
+           f"{ksl_best['n']} backbones (r = {fixed(ksl_best['r'], 2)}, 95% interval {fixed(ksl_best['r_low'], 2)} to "
+           f"{fixed(ksl_best['r_high'], 2)}, each at its best size). " if ksl_best and ksl_best["r_low"] < 0 <
+           ksl_best["r_high"] else
+           f"ImageNet top-1 and CIFAR-10 accuracy correlate with r = {fixed(ksl_best['r'], 2)} (95% interval "
+           f"{fixed(ksl_best['r_low'], 2)} to {fixed(ksl_best['r_high'], 2)}, n = {ksl_best['n']}). "
+           if ksl_best else "")
         + "Caching the frozen outputs makes every head and every rerun nearly free, so the extraction is the real "
           "cost of each choice.</p>")
     limitations = (
@@ -514,7 +550,7 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
         + ("<li><b>Lossy data.</b> The CIFAR-10 used here is a quality-75 JPEG copy; the original images are "
            "lossless, and accuracies measured on the copy are not those of the original data.</li>" if lossy else "")
         + f"<li><b>{len(pretrained)} of {n_models} backbones</b> had ImageNet weights on this machine; the others "
-          f"are timed only, so the accuracy ranking covers {len(pretrained)} networks.</li>"
+          f"are timed only, so the accuracy ranking covers {n_scored_models} networks.</li>"
         + (f"<li><b>Quick subsets.</b> Heads were trained on {n_train} images and tested on {n_test}; the 95% "
            f"intervals reach ±{pct(stats['median_half_ci'])} points (median half-width), and a full run "
            f"(<code>--full</code>) would narrow them.</li>" if n_train and n_train < 45000 and
@@ -602,32 +638,37 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
     return "\n".join(s for s in sections if s)
 
 
-def figure_plan(frame: pd.DataFrame, env: dict, has_examples: bool) -> Figures:
+def figure_plan(frame: pd.DataFrame, env: dict, predictions: dict | None) -> Figures:
     """The page's figures, in page order, each with the reason when it cannot be drawn."""
-    pretrained = frame.loc[frame["weights"] == "imagenet", "model"].nunique()
+    pretrained = ranked(frame)["model"].nunique()  # backbones with an accuracy
     has_finetune = "regime" in frame and (frame["regime"] == "finetune").any()
     top = top_scorer(frame)
-    examples_first = has_examples and top is not None
+    examples_first = predictions is not None and top is not None and figures.prediction_key(top) in predictions
+    has_frozen_scores = not best_rows(figures.frozen(frame)).empty
+    timed = not figures.timing_rows(frame).empty
     plan = [
         Figure("examples", "fig_examples.png",
                "CIFAR-10 test images with the top scorer's predictions (green: right; red: wrong, with the true "
-               "label).", None if examples_first else "no examples.npz beside the results, or no scored row"),
+               "label).", None if examples_first else
+               "no examples.npz with the top scorer's predictions beside the results, or no scored row"),
         Figure("throughput", "fig_accuracy_vs_throughput.png",
                "Test accuracy against extraction throughput, frozen features. Error bars are bootstrap 95% "
                "intervals; the orange line is the Pareto front; the star is the top scorer when it is a frozen "
                "row. The strip below places the backbones timed with random weights on the same speed axis; "
-               "they have no accuracy."),
+               "they have no accuracy.", None if timed else "no frozen-regime timing in these results"),
         Figure("params", "fig_accuracy_vs_params.png",
                "Test accuracy (best frozen head, 95% interval) against the frozen base's parameters without its "
-               "top.", None if pretrained else "no pretrained backbone"),
-        Figure("time", "fig_time_per_image.png", "Extraction time per image, sorted, with the values."),
+               "top.", None if has_frozen_scores else "no frozen-regime accuracy in these results"),
+        Figure("time", "fig_time_per_image.png", "Extraction time per image, sorted, with the values.",
+               None if timed else "no frozen-regime timing in these results"),
         Figure("sweep", "fig_resolution_sweep.png",
                "Resolution sweep: test accuracy (best frozen head, 95% interval) and throughput against input size.",
                None if figures.sweep_models(frame) else "every pretrained backbone was scored at one size only"),
         Figure("regimes", "fig_frozen_vs_finetuned.png",
                "Frozen against fine-tuned: test accuracy of the frozen base's best head and of the network whose "
                "last stage was fine-tuned, per backbone and size, with bootstrap 95% intervals.",
-               None if has_finetune and not figures.regime_pairs(frame).empty else
+               None if not figures.regime_pairs(frame).empty else
+               "no backbone and size scored in both regimes" if has_finetune else
                "no fine-tuned rows (run the benchmark with --regime frozen finetune)"),
         Figure("ksl", "fig_imagenet_vs_cifar.png",
                "ImageNet top-1 against CIFAR-10 test accuracy (95% interval), each backbone at its best size, "
@@ -673,7 +714,7 @@ def build_report(results_dir: str = "results", out_dir: str | None = None, echo=
         images, labels, predictions = load_examples(results_dir)
     except (OSError, KeyError, ValueError):
         images, labels, predictions = None, None, {}
-    figs = figure_plan(frame, env, images is not None)
+    figs = figure_plan(frame, env, predictions if images is not None else None)
     os.makedirs(out_dir, exist_ok=True)
     for fig in figs.all:
         if fig.missing is not None:

@@ -33,10 +33,27 @@ def test_finetuned_scores_are_measured_then_cached(tiny_cifar, tmp_path):
     assert 0 <= result["val_acc"] <= 1 and result["test_ci_low"] <= result["test_acc"] <= result["test_ci_high"]
     assert len(result["test_pred"]) == 40 and len(result["per_class_acc"]) == 10
     # the last stage (conv 12-13, BatchNorm frozen) and the mlp head: more than the head alone
-    assert result["trainable_params"] > 512 * 512
+    from benchmark.run.rows import head_params
+
+    assert result["trainable_params"] > head_params("mlp", 1024) + 1_000_000
     assert any("fine-tune epoch 1" in line for line in lines)
     assert load_finetuned(job, splits, Store(job.cache_dir), seed=0) == result
     assert ensure_finetuned(job, sets, echo=lambda *_: pytest.fail("retrained")) == result
+
+
+def test_other_settings_miss_the_cache(tiny_cifar, tmp_path):
+    """The stored result is keyed on the fine-tuning settings and the seed, not only on the maps."""
+    from benchmark.core.finetuned import finetune_key
+
+    job = ExtractJob("MobileNet", 32, backbones.WeightsSource("random"), splits=("train", "val", "test"),
+                     cut="conv_pw_11_relu", finetune=FineTuneConfig(epochs=2).as_dict())
+    keys = {"train": "a", "val": "b", "test": "c"}
+    store = Store(str(tmp_path))
+    store.save_head(finetune_key(job, keys, 0), {"val_acc": 1.0})
+    other = ExtractJob(**{**job.__dict__, "finetune": FineTuneConfig(epochs=3).as_dict()})
+    assert finetune_key(other, keys, 0) != finetune_key(job, keys, 0)
+    assert finetune_key(job, keys, 1) != finetune_key(job, keys, 0)
+    assert finetune_key(job, {**keys, "train": "z"}, 0) != finetune_key(job, keys, 0)
 
 
 def test_a_job_without_settings_is_refused(tmp_path):

@@ -85,6 +85,23 @@ def test_every_number_comes_from_the_results(built, tiny_results):
     assert unsupported_numbers(tampered, frame, env) == ["123.4", "97.3"]
 
 
+def test_a_folder_with_fine_tuned_rows_only(tiny_results, tmp_path):
+    """--regime finetune alone writes no frozen rows: the page still builds, naming what it cannot draw."""
+    import pandas as pd
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results)
+    frame = pd.read_csv(results / "results.csv")
+    frame[frame["regime"] == "finetune"].to_csv(results / "results.csv", index=False)
+    for name in os.listdir(results):
+        if name.startswith("results.sqlite"):
+            os.unlink(results / name)
+    page_path = build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)
+    page = open(page_path).read()
+    assert "no frozen-regime timing in these results" in page and "finetune regime" in page
+    assert unsupported_numbers(page, load_results(str(results)), facts(str(results))) == []
+
+
 def test_lossless_data_is_not_called_lossy(built):
     assert "lossy JPEG" not in open(built).read()  # the fixture is synthetic, not the JPEG copy
 

@@ -1,6 +1,7 @@
 """0-transfer.py: the import contract, preprocess_data, and a tiny end-to-end run."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -92,14 +93,32 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     args = ["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
             "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
             "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--hidden", "32", "--no-fine-tune"]
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    assert report["regime"] == "frozen" and report["n_test"] == 100 and report["file_size_mib"] > 0
+    assert [s["stage"] for s in report["stages"]] == ["frozen head"]
+    assert 0 <= report["stages"][0]["test_acc"] <= 1 and report["stages"][0]["epochs"] >= 1
+    assert len(report["curves"]["head"]["val_accuracy"]) == report["stages"][0]["epochs"]
+    assert set(report["jpeg_robustness"]) == {"plain", "quality_50", "quality_95"}
+    assert report["inference_images"] == 100 and report["inference_s"] > 0
     assert module.main(args + ["--epochs", "3"]) == 0
     out = capsys.readouterr().out
     assert "Model taken from the cache" in out and "Test accuracy of cifar10.h5" in out
+    # the same file: its evaluations (plain and JPEG) come from the cache; --recheck evaluates again
+    assert out.count("from the cache: accuracy") == 3 and "Checking:" not in out
+    assert json.loads((tmp_path / "transfer.json").read_text())["stages"] == report["stages"]
+    keras.backend.clear_session()
+    assert module.main(args + ["--epochs", "3", "--recheck", "--jpeg-qualities"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Checking:") == 1 and "JPEG robustness" not in out
     # another head setting retrains, but every feature comes from the cache
     keras.backend.clear_session()
     assert module.main(args + ["--epochs", "4"]) == 0
     out = capsys.readouterr().out
-    assert out.count("features from the cache") == 3 and "Model taken from the cache" not in out
+    assert out.count("features from the cache") == 4 and "Model taken from the cache" not in out  # train, flip, val, test
+    keras.backend.clear_session()
+    other = [("16" if a == "32" else a) for a in args]  # another head width: another file, evaluated again
+    assert module.main(other + ["--epochs", "3", "--jpeg-qualities"]) == 0
+    assert "Checking:" in capsys.readouterr().out
 
 
 def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
@@ -119,6 +138,12 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert module.main(args) == 0
     out = capsys.readouterr().out
     assert "Fine-tuning DenseNet121 above pool4_pool" in out and "fine-tune epoch 1" in out
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    assert report["regime"] == "finetune" and report["cut"] == "pool4_pool"
+    assert [s["stage"] for s in report["stages"]] == ["frozen head", "fine-tuned"]
+    tuned = report["stages"][1]
+    assert tuned["trainable_params"] > report["stages"][0]["trainable_params"] and 0 <= tuned["test_acc"] <= 1
+    assert len(report["curves"]["fine_tune"]["val_accuracy"]) == tuned["epochs"]
 
     keras.backend.clear_session()
     model = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
@@ -137,7 +162,7 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     # a rerun with another head setting takes the maps from the cache
     keras.backend.clear_session()
     assert module.main(args[:-4] + ["--ft-epochs", "1"]) == 0
-    assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 2
+    assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 3  # train, val, test
 
 
 def test_every_backbone_has_a_cut_to_fine_tune_above(tiny_cifar_dir, tmp_path, capsys):

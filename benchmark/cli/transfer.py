@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "weighted on the validation split (default: Xception MobileNet where weights exist; "
                         "'none': the single model)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recheck", action="store_true",
+                   help="evaluate the saved model again even when this exact file (sha256) was already evaluated "
+                        "on these test images")
+    p.add_argument("--jpeg-qualities", nargs="*", type=int, default=[50, 95], metavar="Q",
+                   help="also evaluate on the test images re-encoded as JPEG at these qualities, to show whether "
+                        "the model leans on compression artefacts (default: 50 95; none to skip)")
     p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's and Keras's own log lines")
     return p
 
@@ -98,12 +104,14 @@ def _setup(args, echo=print):
     config = TransferConfig(hidden=args.hidden, dropout=args.dropout, label_smoothing=args.label_smoothing,
                             epochs=args.epochs, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, flip=not args.no_flip,
                             batch_size=args.batch_size, chunk_size=args.chunk_size, seed=args.seed)
-    transfer = Transfer(spec, img_size, weights, cut, splits["train"], splits["val"], store.root, config)
+    transfer = Transfer(spec, img_size, weights, cut, splits["train"], splits["val"], store.root, config,
+                        test=splits["test"])
     return transfer, members, splits["test"], store
 
 
-def _make_model_file(t, members, store, args, echo=print) -> None:
-    """Leaves the finished model at `args.output`: from the model cache, or trained now (and cached)."""
+def _make_model_file(t, members, store, args, echo=print) -> dict:
+    """Leaves the finished model at `args.output`: from the model cache, or trained now (and cached).
+    Returns the training record (stages, curves) stored with the cached file."""
     import keras
 
     import backbones
@@ -120,48 +128,111 @@ def _make_model_file(t, members, store, args, echo=print) -> None:
         copy_file(cached[0], args.output)
         echo(f"Model taken from the cache (trained with the same data and settings; "
              f"validation accuracy {cached[1].get('val_acc', float('nan')):.4f}): {args.output}")
-        return
+        return cached[1]
     cached = store.load_model_file(key) if members else None
     if cached is not None:
         copy_file(cached[0], args.output)
         echo(f"{t.spec.name} model taken from the cache (validation accuracy {cached[1].get('val_acc'):.4f}).")
+        info = cached[1]
     else:
-        model, val_acc = train_main(t, echo)
+        model, val_acc, record = train_main(t, echo)
         with atomic_path(args.output) as tmp:
             model.save(tmp)
-        store.save_model_file(key, args.output, {"val_acc": val_acc})
+        info = {"val_acc": val_acc, **record}
+        store.save_model_file(key, args.output, info)
     if members:
         single = keras.models.load_model(args.output, safe_mode=True)
-        ensemble, val_acc = add_members(t, single, members, args.weights_dir, echo)
+        ensemble, val_acc, stage = add_members(t, single, members, args.weights_dir, echo)
         with atomic_path(args.output) as tmp:
             ensemble.save(tmp)
-        store.save_model_file(ensemble_key, args.output, {"val_acc": val_acc})
+        info = {**info, "val_acc": val_acc, "stages": [*info.get("stages", []), stage]}
+        store.save_model_file(ensemble_key, args.output, info)
+    return info
 
 
-def _check(output: str, test, preprocess_data, echo=print) -> float:
-    """The grader's steps: load from disk (safe_mode), preprocess, evaluate end to end; returns test accuracy."""
+def jpeg_copy(x, quality: int):
+    """`x` (N, 32, 32, 3) uint8 re-encoded as JPEG at `quality` and decoded again."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = np.empty_like(x)
+    for i, image in enumerate(x):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        out[i] = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return out
+
+
+def _evaluate(output: str, test, preprocess_data, store, recheck: bool, quality: int | None = None, echo=print):
+    """The grader's steps on `output` (load with safe_mode, preprocess, evaluate) on the test images, or
+    on them re-encoded as JPEG at `quality`; remembered under the file's sha256 and the images' fingerprint,
+    so an unchanged file is not evaluated twice (`recheck` evaluates anyway)."""
     import keras
+
+    import backbones
 
     from ..core.progress import format_duration
 
-    echo(f"Checking: load {output} and evaluate on {len(test)} test images end to end ...")
+    what = "the test images" if quality is None else f"the test images re-encoded as JPEG quality {quality}"
+    parts = {"model_sha256": backbones.sha256_file(output), "test": test.fingerprint, "jpeg_quality": quality}
+    found = None if recheck else store.load_record("evaluations", parts)
+    if found is not None:
+        echo(f"Evaluation of this exact file on {what} from the cache: accuracy {found['accuracy']:.4f} "
+             f"(--recheck evaluates again).")
+        return found
+    echo(f"Checking: load {output} and evaluate on {len(test)} of {what} end to end ...")
     keras.backend.clear_session()
     loaded = keras.models.load_model(output, safe_mode=True)
-    X_p, Y_p = preprocess_data(test.x, test.y)
+    x = test.x if quality is None else jpeg_copy(test.x, quality)
+    X_p, Y_p = preprocess_data(x, test.y)
     t0 = time.perf_counter()
     loss, acc = loaded.evaluate(X_p, Y_p, batch_size=128, verbose=0)
-    echo(f"Test accuracy of {output}: {acc:.4f} (loss {loss:.4f}; {len(test)} images, "
-         f"{format_duration(time.perf_counter() - t0)}).")
-    return acc
+    seconds = time.perf_counter() - t0
+    echo(f"  accuracy {acc:.4f} (loss {loss:.4f}; {len(test)} images in {format_duration(seconds)})")
+    found = {"accuracy": float(acc), "loss": float(loss), "n_images": len(test), "seconds": round(seconds, 2)}
+    store.save_record("evaluations", parts, found)
+    return found
 
 
 def _run(args, preprocess_data) -> int:
+    import backbones
+
+    from ..core.atomic import write_json
     from ..core.progress import format_duration
 
     t_start = time.perf_counter()
     transfer, members, test, store = _setup(args)
-    _make_model_file(transfer, members, store, args)
-    print(f"Saved {args.output} ({os.path.getsize(args.output) / 2**20:.1f} MiB).")
-    _check(args.output, test, preprocess_data)
-    print(f"Total {format_duration(time.perf_counter() - t_start)}.")
+    info = _make_model_file(transfer, members, store, args)
+    size_mib = os.path.getsize(args.output) / 2**20
+    print(f"Saved {args.output} ({size_mib:.1f} MiB).")
+    plain = _evaluate(args.output, test, preprocess_data, store, args.recheck)
+    print(f"Test accuracy of {args.output}: {plain['accuracy']:.4f} (loss {plain['loss']:.4f}; "
+          f"{plain['n_images']} images, {plain['seconds']:.0f}s).")
+    jpeg = {"plain": plain["accuracy"]}
+    for quality in args.jpeg_qualities:
+        jpeg[f"quality_{quality}"] = _evaluate(args.output, test, preprocess_data, store, args.recheck,
+                                               quality)["accuracy"]
+    if len(jpeg) > 1:
+        spread = max(jpeg.values()) - min(jpeg.values())
+        print(f"JPEG robustness: " + ", ".join(f"{k} {v:.4f}" for k, v in jpeg.items())
+              + f"; spread {spread:.4f}" + (" (over a point: the model may lean on compression artefacts)"
+                                            if spread > 0.01 else ""))
+    record = {
+        "model_file": os.path.basename(args.output), "backbone": transfer.spec.name, "img_size": transfer.img_size,
+        "regime": "finetune" if transfer.cut else "frozen", "cut": transfer.cut, "members": members,
+        "n_train": len(transfer.train), "n_val": len(transfer.val), "n_test": len(test),
+        "val_acc": info.get("val_acc"), "test_acc": plain["accuracy"], "test_loss": plain["loss"],
+        "file_size_mib": round(size_mib, 2), "inference_s": plain["seconds"], "inference_images": plain["n_images"],
+        "inference_s_per_10000": round(plain["seconds"] * 10000 / plain["n_images"], 1),
+        "jpeg_robustness": jpeg, "stages": info.get("stages", []), "curves": info.get("curves", {}),
+        "wall_s_this_run": round(time.perf_counter() - t_start, 1),
+        "sha256": backbones.sha256_file(args.output),
+    }
+    if members and record["stages"] and record["stages"][-1]["stage"] == "ensemble":
+        record["stages"][-1]["test_acc"] = plain["accuracy"]  # the ensemble is the saved file
+    report = os.path.join(os.path.dirname(os.path.abspath(args.output)), "transfer.json")
+    write_json(report, record)
+    print(f"Wrote {report}. Total {format_duration(time.perf_counter() - t_start)}.")
     return 0

@@ -152,6 +152,19 @@ def in_cache(job: ExtractJob, splits: dict[str, Split], store: Store | None = No
     return all(os.path.exists(job.entry(store, split).meta_path) for split in select_splits(job, splits).values())
 
 
+def cached_meta(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> dict:
+    """`{split: FeatureSet with empty arrays, or None}`: the cached entries' metadata only. The runner
+    needs no more for a fine-tuned job (its scores are in the head store), and the maps can be GBs."""
+    store = store or Store(job.cache_dir)
+    out = {}
+    for name, split in select_splits(job, splits).items():
+        entry = job.entry(store, split)
+        meta = entry.load_meta()
+        out[name] = None if meta is None else FeatureSet(np.zeros((0,), np.float16), np.zeros(0, np.int64), meta,
+                                                         entry.key, from_cache=True)
+    return out
+
+
 def cached_features(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> dict:
     """`{split: FeatureSet or None}`: what the cache holds for the job, verified, without building anything."""
     looked_up = _lookup(job, select_splits(job, splits), store or Store(job.cache_dir))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -77,7 +78,9 @@ def cut_tensors(base, cut: str) -> list:
     nodes, tensors = _own_nodes(base), []
     for part in cut.split("+"):
         name, _, which = part.partition(".")
-        if name not in nodes or which not in ("", "input"):
+        if which not in ("", "input"):
+            raise ValueError(f"cut {cut!r}: {part!r} must be a layer name or '<layer>.input'")
+        if name not in nodes:
             raise ValueError(f"{base.name} has no layer {name!r} to cut at (cut {cut!r})")
         node = nodes[name]
         tensors.append(node.input_tensors[0] if which == "input" else node.output_tensors[0])
@@ -196,7 +199,16 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed:
     return Batches()
 
 
-def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed: int = 0, echo=print):
+class FineTuneResult(NamedTuple):
+    epochs: int
+    seconds: float
+    val_acc: float  # of the kept (best) epoch
+    trainable_params: int  # the block above the cut and the head
+    history: dict  # per-epoch loss, accuracy, val_loss, val_accuracy
+
+
+def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed: int = 0,
+              echo=print) -> FineTuneResult:
     """Trains `top` and `head` together on cached maps.
 
     Args:
@@ -207,10 +219,10 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
         config: the stage's settings.
 
     Returns:
-        `(epochs, seconds, val_acc, trainable_params)`: epochs run, wall
-        time, the validation accuracy of the kept (best) weights, and the
-        parameters trained (block and head). `top` and `head` hold the kept
-        weights afterwards.
+        A `FineTuneResult`: epochs run, wall time, the validation accuracy
+        of the kept (best) weights, the parameters trained (block and head)
+        and the per-epoch curves. `top` and `head` hold the kept weights
+        afterwards.
     """
     import keras
 
@@ -229,5 +241,6 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
                         validation_data=_batches(val[0], val[1], 256, False, seed),
                         epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
     freeze(top)
-    return (len(history.history["loss"]), time.perf_counter() - t0, float(max(history.history["val_accuracy"])),
-            trainable)
+    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+    return FineTuneResult(len(curves["loss"]), time.perf_counter() - t0, float(max(curves["val_accuracy"])),
+                          trainable, curves)

@@ -72,7 +72,7 @@ def ensure_finetuned(job: ExtractJob, sets: dict[str, FeatureSet], store: Store 
                                         label_smoothing=config.label_smoothing)
         frozen_val = accuracy(head.predict(pooled["val"], verbose=0), labels["val"])
         echo(f"{job.label}  fine-tuning above {job.cut} (head on frozen maps: val acc {frozen_val:.4f})")
-        ft_epochs, ft_s, val_acc, trainable = fine_tune(
+        ft_epochs, ft_s, val_acc, trainable, _ = fine_tune(
             top, head, (sets["train"].features, labels["train"]), (sets["val"].features, labels["val"]),
             config, seed=seed, echo=lambda line: echo(f"{job.label}{line}"))
         test_pred = head.predict(pooled_features(top, sets["test"].features), verbose=0).argmax(axis=1)

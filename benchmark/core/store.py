@@ -175,6 +175,23 @@ class FeatureEntry:
         arrays, meta = found
         return arrays["features"], arrays["labels"], meta
 
+    def load_meta(self) -> dict | None:
+        """The sidecar alone (key, seal and timing checked; the array file must exist but is not read),
+        for callers that need an entry's metadata but not its arrays. None when absent or corrupt."""
+        try:
+            with open(self.meta_path) as f:
+                meta = json.load(f)
+            if not isinstance(meta, dict) or meta.get("key") != self.key:
+                raise ValueError("sidecar key does not match")
+            check_seal(meta)
+            check_timing(meta)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+            self._discard([self.npz_path, self.meta_path], str(err))
+            return None
+        return meta if os.path.exists(self.npz_path) else None
+
     def save(self, features: np.ndarray, labels: np.ndarray, meta: dict) -> None:
         """Stores the entry atomically and drops any partial chunks."""
         sha = write_npz(self.npz_path, features=features, labels=labels)
@@ -281,6 +298,33 @@ class Store:
     def save_head(self, parts: dict, result: dict) -> None:
         key = make_key(parts)
         write_json(self._head_path(key), seal({"key": key, "parts": parts, "result": result}))
+
+    # -- small sealed JSON records of other measurements (e.g. a model file's evaluations) --
+
+    def _record_path(self, kind: str, key: str) -> str:
+        return os.path.join(self.root, "records", kind, f"{key}.json")
+
+    def load_record(self, kind: str, parts: dict) -> dict | None:
+        """A stored `result` of `kind` made from `parts`, or None when absent or invalid (then discarded)."""
+        key = make_key(parts)
+        path = self._record_path(kind, key)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("result"), dict):
+                raise ValueError("key mismatch")
+            check_seal(record)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            log.warning("cache: discarding %s record %s (%s)", kind, os.path.basename(path), err)
+            _unlink_all([path])
+            return None
+        return record["result"]
+
+    def save_record(self, kind: str, parts: dict, result: dict) -> None:
+        key = make_key(parts)
+        write_json(self._record_path(kind, key), seal({"key": key, "parts": parts, "result": result}))
 
     # -- finished model files, so a warm 0-transfer.py run skips training --
 

@@ -27,7 +27,7 @@ import backbones
 from ..core import sysinfo
 from ..core.atomic import probe_writable
 from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
-from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features, in_cache
+from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features, cached_meta, in_cache
 from ..core.finetune import FineTuneConfig
 from ..core.finetuned import load_finetuned
 from ..core.flops import matmul_peak_gflops
@@ -233,6 +233,11 @@ class Runner:
     def submit(self, job: ExtractJob, executor):
         return executor.submit(replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname()))
 
+    def cached(self, job: ExtractJob, prepared: Prepared) -> dict:
+        """The job's cache entries: features for heads to train on; for a fine-tuned job, metadata only."""
+        read = cached_meta if job.finetune is not None else cached_features
+        return read(job, prepared.splits, self.store)
+
     def finetuned(self, job: ExtractJob, prepared: Prepared) -> dict | None:
         return load_finetuned(job, prepared.splits, self.store, self.config.seed)
 
@@ -254,7 +259,7 @@ class Runner:
         weights: the backbone is still timed, and its accuracy is left empty."""
         job, future = pending.job, pending.future
         if pending.cached:
-            sets = cached_features(job, prepared.splits, self.store)
+            sets = self.cached(job, prepared)
             if all(found is not None for found in sets.values()):
                 self.echo(f"{job.label}  {'maps and fine-tuned scores' if job.finetune else 'features'} from cache")
                 return sets, True, job.weights
@@ -269,7 +274,7 @@ class Runner:
                         job.spec.weights_filename)
             job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label, "frozen")
             self.wait(self.submit(job, executor), executor, t_start)
-        sets = cached_features(job, prepared.splits, self.store)
+        sets = self.cached(job, prepared)
         missing = [name for name, found in sets.items() if found is None]
         if missing:
             raise JobFailed(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks "

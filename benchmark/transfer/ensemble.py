@@ -114,7 +114,11 @@ def build_ensemble(single, branches, weights):
 
 
 def add_members(t: Transfer, single, members: list[str], weights_from: str | None, echo=print):
-    """`(ensemble, val_acc)`: the main network `single` with `members` added."""
+    """`(ensemble, val_acc, stage)`: the main network `single` with `members` added, and the
+    ensemble's stage record for transfer.json (members, their weights, validation accuracies)."""
+    import time
+
+    t0 = time.perf_counter()
     echo(f"Ensemble: adding {', '.join(members)} at {t.img_size} px ...")
     main_probs = main_val_probs(t, single, echo)
     trained = [train_member(t, m, weights_from, echo) for m in members]
@@ -124,4 +128,10 @@ def add_members(t: Transfer, single, members: list[str], weights_from: str | Non
     echo(f"  weights (chosen on the validation split): {t.spec.name} 1.0, "
          + ", ".join(f"{m} {w:g}" for m, w in zip(members, member_weights))
          + f"; validation accuracy {val_acc:.4f} (main model alone {accuracy(main_probs, t.val.y):.4f})")
-    return build_ensemble(single, [b for b, _ in trained], member_weights), val_acc
+    ensemble = build_ensemble(single, [b for b, _ in trained], member_weights)
+    stage = {"stage": "ensemble", "val_acc": val_acc, "wall_s": round(time.perf_counter() - t0, 1),
+             "main_val_acc": accuracy(main_probs, t.val.y),
+             "members": [{"model": m, "weight": w, "val_acc": accuracy(p, t.val.y)}
+                         for m, w, (_, p) in zip(members, member_weights, trained)],
+             "trainable_params": int(sum(np.prod(w.shape) for b, _ in trained for w in b.layers[-1].trainable_weights))}
+    return ensemble, val_acc, stage

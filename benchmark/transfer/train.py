@@ -60,6 +60,7 @@ class Transfer:
     val: Split
     cache_dir: str
     config: TransferConfig
+    test: Split | None = None  # when given, each stage is also scored on it (never used to choose)
 
     @property
     def flip_features(self) -> bool:
@@ -75,7 +76,8 @@ class Transfer:
 
     def features(self, job: ExtractJob, base, echo=print) -> dict[str, FeatureSet]:
         """`ensure_features` on this training's images, saying which splits came from the cache."""
-        sets = ensure_features(job, {"train": self.train, "val": self.val}, base=base, echo=echo)
+        images = {"train": self.train, "val": self.val, **({"test": self.test} if self.test is not None else {})}
+        sets = ensure_features(job, images, base=base, echo=echo)
         what = f"maps at {job.cut}" if job.cut else "features"
         for name, found in sets.items():
             if found.from_cache:
@@ -95,11 +97,28 @@ class Transfer:
                 "versions": [PIPELINE_VERSION, HEAD_VERSION, FINETUNE_VERSION, keras.__version__]}
 
 
+def _params(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def _curves(history: dict) -> dict:
+    return {k: [round(float(v), 5) for v in values] for k, values in history.items()}
+
+
 def train_main(t: Transfer, echo=print):
-    """Trains the main network; returns `(model, val_acc)`, the model compiled and ready to save."""
+    """Trains the main network.
+
+    Returns:
+        `(model, val_acc, record)`: the model compiled and ready to save, its
+        validation accuracy, and `{"stages": [...], "curves": {...}}` for
+        transfer.json: each stage's validation (and, with `t.test`, test)
+        accuracy, epochs, wall seconds and trainable parameters, and the
+        per-epoch training and validation curves.
+    """
     base = backbones.build_base(t.spec.name, t.img_size, t.weights)
     top = split_base(base, t.cut)[1] if t.cut else None
     splits = ("train", "train" + FLIP, "val") if t.flip_features else ("train", "val")
+    splits += ("test",) if t.test is not None else ()
     sets = t.features(t.job(cut=t.cut, splits=splits), base, echo)
     if t.cut:
         echo(f"Pooling the frozen {t.spec.name} features above {t.cut} ...")
@@ -115,20 +134,31 @@ def train_main(t: Transfer, echo=print):
                                     label_smoothing=c.label_smoothing)
     val_acc = accuracy(head.predict(feats["val"].astype(np.float32), verbose=0), t.val.y)
     echo(f"  head: {epochs} epochs in {head_s:.0f}s, validation accuracy {val_acc:.4f} (frozen base)")
+    stage = {"stage": "frozen head", "val_acc": val_acc, "epochs": epochs, "wall_s": round(head_s, 1),
+             "trainable_params": _params(head)}
+    if t.test is not None:
+        stage["test_acc"] = accuracy(head.predict(feats["test"].astype(np.float32), verbose=0), t.test.y)
+    record = {"stages": [stage], "curves": {"head": _curves(head.history.history)}}
     if t.cut:
-        val_acc = _fine_tune(t, top, head, sets, val_acc, echo)
-    return build_model(t.spec, t.img_size, base, head), val_acc
+        val_acc = _fine_tune(t, top, head, sets, val_acc, record, echo)
+    return build_model(t.spec, t.img_size, base, head), val_acc, record
 
 
-def _fine_tune(t: Transfer, top, head, maps: dict[str, FeatureSet], frozen_acc: float, echo) -> float:
+def _fine_tune(t: Transfer, top, head, maps: dict[str, FeatureSet], frozen_acc: float, record: dict, echo) -> float:
     ft = t.config.fine_tune()
     echo(f"Fine-tuning {t.spec.name} above {t.cut} with the head (lr {ft.learning_rate}, at most {ft.epochs} "
          f"epochs, {'random mirroring, ' if ft.flip else ''}BatchNorm frozen) on {len(t.train)} cached maps ...")
-    epochs, seconds, val_acc, _ = fine_tune(top, head, (maps["train"].features, t.train.y),
-                                         (maps["val"].features, t.val.y), ft, seed=t.config.seed, echo=echo)
-    echo(f"  fine-tune: {epochs} epochs in {seconds:.0f}s, validation accuracy {val_acc:.4f} "
-         f"({val_acc - frozen_acc:+.4f} over the frozen base)")
-    return val_acc
+    result = fine_tune(top, head, (maps["train"].features, t.train.y), (maps["val"].features, t.val.y), ft,
+                       seed=t.config.seed, echo=echo)
+    echo(f"  fine-tune: {result.epochs} epochs in {result.seconds:.0f}s, validation accuracy {result.val_acc:.4f} "
+         f"({result.val_acc - frozen_acc:+.4f} over the frozen base)")
+    stage = {"stage": "fine-tuned", "val_acc": result.val_acc, "epochs": result.epochs,
+             "wall_s": round(result.seconds, 1), "trainable_params": result.trainable_params}
+    if t.test is not None:
+        stage["test_acc"] = accuracy(head.predict(pooled_features(top, maps["test"].features), verbose=0), t.test.y)
+    record["stages"].append(stage)
+    record["curves"]["fine_tune"] = _curves(result.history)
+    return result.val_acc
 
 
 def build_model(spec: backbones.BackboneSpec, img_size: int, base, head):
