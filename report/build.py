@@ -164,18 +164,21 @@ def live_runs(results_dir: str) -> list[dict]:
 
     from benchmark.core.results_db import DB_FILE
 
+    import pathlib
+
     path = os.path.join(results_dir, DB_FILE)
     if not os.path.exists(path):
         return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        found = conn.execute(
-            "SELECT environment FROM runs WHERE id IN (SELECT DISTINCT r.run_id FROM rows AS r JOIN "
-            "(SELECT MAX(id) AS last FROM rows GROUP BY key) AS k ON r.id = k.last) ORDER BY id").fetchall()
+        conn = sqlite3.connect(pathlib.Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT environment FROM runs WHERE id IN (SELECT DISTINCT r.run_id FROM rows AS r JOIN "
+                "(SELECT MAX(id) AS last FROM rows GROUP BY key) AS k ON r.id = k.last) ORDER BY id").fetchall()
+        finally:
+            conn.close()
     except sqlite3.DatabaseError:
         return []
-    finally:
-        conn.close()
     return [json.loads(env) for (env,) in found]
 
 

@@ -346,9 +346,10 @@ def confusion(frame: pd.DataFrame):
 
 
 def prediction_key(row) -> str:
-    """The examples.npz key of a results row's predictions."""
+    """The examples.npz key of a results row's predictions (the runner writes the same)."""
     tail = "finetune" if row.get("regime", "frozen") == "finetune" else row["head"]
-    return f"{row['model']}|{int(row['img_size'])}|{tail}"
+    precision = row.get("precision", "fp32")
+    return f"{row['model']}|{int(row['img_size'])}|{tail}" + ("" if precision in ("fp32", None) else f"|{precision}")
 
 
 def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict, n: int = 16):

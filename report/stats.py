@@ -50,6 +50,8 @@ def correlation(x, y) -> dict | None:
     if n > 3 and abs(r) < 1:
         z, half = math.atanh(r), 1.96 / math.sqrt(n - 3)
         low, high = math.tanh(z - half), math.tanh(z + half)
+    elif n > 3:  # a perfect correlation: Fisher's z is infinite and the interval is the point
+        low = high = r
     else:  # n = 3 has no Fisher interval: anything is possible
         low, high = -1.0, 1.0
     return {"n": n, "r": r, "r_low": low, "r_high": high, "rho": rho}

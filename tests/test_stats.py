@@ -35,4 +35,6 @@ def test_correlation_with_fisher_interval():
     z, half = math.atanh(c["r"]), 1.96 / math.sqrt(2)
     assert c["r_low"] == pytest.approx(math.tanh(z - half)) and c["r_high"] == pytest.approx(math.tanh(z + half))
     assert c["rho"] == pytest.approx(0.7378648, abs=1e-6)  # Spearman with the tied 4s and 5s sharing ranks
+    perfect = correlation([1, 2, 3, 4], [2, 4, 6, 8])
+    assert perfect["r"] == pytest.approx(1.0) and perfect["r_low"] == perfect["r_high"] == perfect["r"]
     assert correlation([1, 2], [3, 4]) is None and correlation([1, 1, 1], [1, 2, 3]) is None

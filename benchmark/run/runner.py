@@ -305,14 +305,21 @@ class Runner:
             return [timing_only_row(shared)]
         if job.finetune is not None and weights.pretrained:
             result = self.finetuned(job, prepared)
-            predictions[f"{spec.name}|{img_size}|finetune"] = np.asarray(result["test_pred"], np.int64)
+            key = self.prediction_key(spec, img_size, "finetune")
+            predictions[key] = np.asarray(result["test_pred"], np.int64)
             return [finetuned_row(shared, result)]
         rows = []
         for kind in self.config.heads:
             result = self.head(kind, sets, prepared.splits)
-            predictions[f"{spec.name}|{img_size}|{kind}"] = np.asarray(result["test_pred"], np.int64)
+            predictions[self.prediction_key(spec, img_size, kind)] = np.asarray(result["test_pred"], np.int64)
             rows.append(head_row(shared, kind, result, spec.feature_dim))
         return rows
+
+    def prediction_key(self, spec, img_size: int, tail: str) -> str:
+        """examples.npz's key of a row's predictions: "model|img_size|head" ("finetune" for that regime),
+        with "|bf16" for bf16 rows (report.figures.prediction_key reads it the same way)."""
+        precision = self.config.precision
+        return f"{spec.name}|{img_size}|{tail}" + ("" if precision == "fp32" else f"|{precision}")
 
     def check_peak(self, row: dict) -> None:
         """Warns once when a backbone beats the matmul peak by far: the peak was then measured on a busy machine."""
