@@ -24,7 +24,7 @@ import pandas as pd
 import backbones
 from benchmark.core.atomic import atomic_path, write_text
 from benchmark.core.results import (REGIMES, TOP_SCORER_RULE, best_rows, load_environment, load_epoch_ratio,
-                                    load_examples, load_results, ranked, top_scorer)
+                                    load_examples, load_results, load_transfer, ranked, top_scorer)
 
 from . import figures
 from .numbers import fixed, millions, pct, thousands
@@ -193,9 +193,13 @@ def facts(results_dir: str) -> dict:
     runs = live_runs(results_dir)
     env = load_environment(results_dir)
     tuned = [r["finetune"] for r in runs if r.get("finetune")] or ([env["finetune"]] if env.get("finetune") else [])
+    transfer, _ = load_transfer(results_dir)
+    if transfer and transfer.get("jpeg_robustness"):
+        values = list(transfer["jpeg_robustness"].values())
+        transfer = {**transfer, "jpeg_spread": max(values) - min(values)}
     return {**env, "finetune": tuned[-1] if tuned else None, "runs": [_run_summary(r) for r in runs],
             "epoch_ratio": load_epoch_ratio(results_dir), "statistics": statistics(frame, labels, predictions),
-            "n_extract": N_EXTRACT}
+            "n_extract": N_EXTRACT, "transfer": transfer}
 
 
 def _run_summary(env: dict) -> dict:
@@ -311,6 +315,47 @@ def _epoch_text(measured: dict | None, figs: Figures) -> str:
             f"the model: {fixed(r['median'])}× slower (median of {measured['repeats']} paired epochs, range "
             f"{fixed(r['min'])}–{fixed(r['max'])}×; {figs.ref('epoch')}). The frozen base gives the same outputs "
             f"every epoch, so computing them once makes every later epoch nearly free.</p>")
+
+
+def _final_section(env: dict, figs: Figures) -> str:
+    """The final experiment, from transfer.json: what 0-transfer.py trained, each stage's accuracy and cost."""
+    t = env.get("transfer")
+    if not t:
+        return ("<h2>The final model</h2><p class=missing>Not in this results folder: copy the "
+                "<code>transfer.json</code> and <code>transfer.npz</code> that <code>python 0-transfer.py</code> "
+                "writes beside <code>cifar10.h5</code> into it to add this section.</p>")
+    rows = []
+    for stage in t.get("stages", []):
+        rows.append(([_e(stage["stage"]), pct(stage["val_acc"]),
+                      pct(stage["test_acc"]) if stage.get("test_acc") is not None else "–",
+                      str(stage["epochs"]) if stage.get("epochs") is not None else "–",
+                      fixed(stage["wall_s"]) if stage.get("wall_s") is not None else "–",
+                      thousands(stage["trainable_params"]) if stage.get("trainable_params") else "–"], False))
+    jpeg = t.get("jpeg_robustness") or {}
+    jpeg_txt = ""
+    if len(jpeg) > 1:
+        parts = ", ".join(f"{_e(k.replace('_', ' '))} {pct(v)}%" for k, v in jpeg.items())
+        lean = ("more than a point: the model leans on compression artefacts, and its accuracy on the original, "
+                "lossless images may differ more than on a robust model" if t["jpeg_spread"] > 0.01 else
+                "within a point: the model does not lean on JPEG compression artefacts")
+        jpeg_txt = (f"<p><b>Robustness to compression.</b> The same test images, re-encoded as JPEG, give {parts}; "
+                    f"the spread is {pct(t['jpeg_spread'])} points, {lean}.</p>")
+    regime = "fine-tuned above " + _e(t["cut"]) if t.get("cut") else "a head on the frozen base"
+    members = f", with {_e(', '.join(t['members']))} as ensemble members" if t.get("members") else ""
+    return (
+        f"<h2>The final model</h2><p><code>0-transfer.py</code> trained {_e(t['backbone'])} at {t['img_size']} px, "
+        f"{regime}{members}, on {t['n_train']} training images, choosing on {t['n_val']} validation images. "
+        f"The saved file, loaded back with <code>safe_mode</code> and scored through the grader's "
+        f"<code>preprocess_data</code>, reaches <b>{pct(t['test_acc'])}%</b> on {t['n_test']} test images "
+        f"(validation {pct(t['val_acc'])}%). It is {fixed(t['file_size_mib'])} MiB and takes "
+        f"{fixed(t['inference_s_per_10000'])} s per {N_EXTRACT // 5} images on this CPU. Table 3 gives each stage; "
+        f"{figs.ref('final_curves')} the training curves, {figs.ref('final_confusion')} its errors by class, and "
+        f"{figs.ref('final_examples')} its predictions on test images.</p>"
+        f"<p><b>Table 3.</b> Stages of the final model: validation and test accuracy (test images scored on "
+        f"cached features, never used to choose), epochs, wall seconds and trained parameters.</p>"
+        + _table(["stage", "val acc (%)", "test acc (%)", "epochs", "wall (s)", "trained params (k)"], rows)
+        + jpeg_txt + figs.html("final_curves") + figs.html("final_confusion")
+        + ("" if figs.all[0].key == "final_examples" else figs.html("final_examples")))
 
 
 def _paired_text(stats: dict, top, second) -> str:
@@ -571,7 +616,7 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
     sections = [
         "<h1>Which ImageNet backbone for CIFAR-10? Frozen and fine-tuned Keras Applications on one CPU</h1>",
         f"<p class=authors>{_e(author)}</p>",
-        figs.html("examples") if figs.by_key["examples"].missing is None else figs.html("throughput"),
+        figs.html(figs.all[0].key),
         "<h2>Abstract</h2>",
         f"<p class=abstract>{scale} {headline}{distinguishable}{fastest_txt}</p>",
         "<h2>Introduction</h2>",
@@ -609,7 +654,7 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
         _results_table(frame),
         _paired_text(stats, top, second),
         chosen,
-        figs.html("throughput") if figs.by_key["examples"].missing is None else "",
+        figs.html("throughput") if figs.all[0].key != "throughput" else "",
         figs.html("params"),
         figs.html("time"),
         f"<p><b>Table 2.</b> Cost of every backbone at each measured size, in the style of the Keras Applications "
@@ -623,9 +668,10 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
         _ksl_text(stats, frame, figs),
         figs.html("ksl"),
         figs.html("confusion"),
-        figs.html("examples") if figs.by_key["examples"].missing is not None else "",
+        figs.html("examples") if figs.all[0].key != "examples" else "",
         _epoch_text(env.get("epoch_ratio"), figs),
         figs.html("epoch"),
+        _final_section(env, figs),
         "<h2>Discussion</h2>",
         f"<p>Accuracy and speed trade off: the Pareto front in {figs.ref('throughput')} shows which backbones are "
         f"worth their cost on this machine. {random_models} of the {n_models} backbones had no pretrained weights "
@@ -641,8 +687,9 @@ def paper(frame: pd.DataFrame, env: dict, figs: Figures, results_dir: str = "res
     return "\n".join(s for s in sections if s)
 
 
-def figure_plan(frame: pd.DataFrame, env: dict, predictions: dict | None) -> Figures:
-    """The page's figures, in page order, each with the reason when it cannot be drawn."""
+def figure_plan(frame: pd.DataFrame, env: dict, predictions: dict | None, final_arrays=None) -> Figures:
+    """The page's figures, in page order, each with the reason when it cannot be drawn. The top picture is
+    the final model's predictions when transfer.npz is there, else the top scorer's, else the speed figure."""
     pretrained = ranked(frame)["model"].nunique()  # backbones with an accuracy
     has_finetune = "regime" in frame and (frame["regime"] == "finetune").any()
     top = top_scorer(frame)
@@ -686,9 +733,27 @@ def figure_plan(frame: pd.DataFrame, env: dict, predictions: dict | None) -> Fig
                "the range over the repeats.",
                None if env.get("epoch_ratio") else "python -m benchmark.epoch_ratio was not run into this folder"),
     ]
-    if not examples_first:  # the speed figure goes to the top instead, so it keeps its place in the order
-        plan.insert(0, plan.pop(1))
-    return Figures(plan)
+    t = env.get("transfer")
+    no_transfer = "no transfer.json from 0-transfer.py in the results folder"
+    no_arrays = "no transfer.npz from 0-transfer.py in the results folder"
+    plan += [
+        Figure("final_curves", "fig_final_curves.png",
+               "Training the final model: training and validation accuracy per epoch, the head on frozen features "
+               "and then the fine-tuned last stage.", None if t and t.get("curves") else no_transfer),
+        Figure("final_confusion", "fig_final_confusion.png",
+               "The final model's confusion matrix on the test images, each row as % of its true class, and its "
+               "per-class accuracy with Wilson 95% intervals.", None if final_arrays is not None else no_arrays),
+        Figure("final_examples", "fig_final_examples.png",
+               "The final model (cifar10.h5 as saved) on CIFAR-10 test images: predicted label (green: right; red: "
+               "wrong, with the true label).", None if final_arrays is not None else no_arrays),
+    ]
+    plan.insert([f.key for f in plan].index("confusion") + 1, plan.pop(0))  # examples: after the confusion
+    by_key = {f.key: f for f in plan}
+    # The top picture: the final model's predictions, else the top scorer's, else the speed figure. The
+    # rest keep the order paper() places them in, so the numbers run in page order.
+    top_key = next(k for k in ("final_examples", "examples", "throughput") if by_key[k].missing is None
+                   or k == "throughput")
+    return Figures([by_key[top_key]] + [f for f in plan if f.key != top_key])
 
 
 DRAW = {
@@ -717,7 +782,8 @@ def build_report(results_dir: str = "results", out_dir: str | None = None, echo=
         images, labels, predictions = load_examples(results_dir)
     except (OSError, KeyError, ValueError):
         images, labels, predictions = None, None, {}
-    figs = figure_plan(frame, env, predictions if images is not None else None)
+    _, final_arrays = load_transfer(results_dir)
+    figs = figure_plan(frame, env, predictions if images is not None else None, final_arrays)
     os.makedirs(out_dir, exist_ok=True)
     for fig in figs.all:
         if fig.missing is not None:
@@ -726,6 +792,16 @@ def build_report(results_dir: str = "results", out_dir: str | None = None, echo=
             drawn = figures.examples(frame, images, labels, predictions)
         elif fig.key == "epoch":
             drawn = figures.epoch_ratio(env["epoch_ratio"])
+        elif fig.key == "final_examples":
+            drawn = figures.examples_figure(final_arrays[0], final_arrays[1], final_arrays[2],
+                                            f"The final model, {env['transfer']['backbone']} @"
+                                            f"{env['transfer']['img_size']} px," if env.get("transfer")
+                                            else "The final model")
+        elif fig.key == "final_curves":
+            drawn = figures.training_curves(env["transfer"])
+        elif fig.key == "final_confusion":
+            drawn = figures.confusion_figure(figures.confusion_matrix(final_arrays[1], final_arrays[2]),
+                                             "the final model")
         else:
             drawn = DRAW[fig.key](frame)
         _save(drawn, os.path.join(out_dir, fig.filename))

@@ -301,21 +301,32 @@ def imagenet_vs_cifar(frame: pd.DataFrame):
 
 
 def confusion(frame: pd.DataFrame):
-    """The top scorer's confusion matrix, each row normalised to 100% with the values printed, and its
-    per-class accuracy with Wilson 95% intervals."""
+    """The top scorer's confusion matrix and per-class accuracy (see `confusion_figure`)."""
+    top = top_scorer(frame)
+    if top is None:
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.set_axis_off()
+        return fig
+    return confusion_figure(np.array(json.loads(top["confusion"]), dtype=float),
+                            f"{_label(top)} px, {top.get('regime', 'frozen')}, {top['head']} head")
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    cm = np.zeros((10, 10))
+    np.add.at(cm, (np.asarray(labels, int), np.asarray(predictions, int)), 1)
+    return cm
+
+
+def confusion_figure(cm: np.ndarray, what: str):
+    """A confusion matrix, each row normalised to 100% with the values printed (errors coloured on their
+    own scale, so the diagonal does not swamp it), and the per-class accuracy with Wilson 95% intervals."""
     from .stats import wilson
 
-    top = top_scorer(frame)
     fig, (ax_cm, ax_pc) = plt.subplots(1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [1.25, 1]})
-    if top is None:
-        ax_cm.set_axis_off()
-        ax_pc.set_axis_off()
-        return fig
-    cm = np.array(json.loads(top["confusion"]), dtype=float)
     per_row = cm.sum(axis=1, keepdims=True)
     share = 100 * cm / np.maximum(per_row, 1)
     off = share.copy()
-    np.fill_diagonal(off, np.nan)  # the diagonal would swamp the colour scale: colour the errors only
+    np.fill_diagonal(off, np.nan)
     im = ax_cm.imshow(off, cmap="Reds", vmin=0, vmax=max(1.0, np.nanmax(off)))
     for i in range(10):
         for j in range(10):
@@ -326,8 +337,7 @@ def confusion(frame: pd.DataFrame):
     ax_cm.set_yticks(range(10), CLASSES, fontsize=8)
     ax_cm.set_xlabel("predicted class")
     ax_cm.set_ylabel("true class")
-    ax_cm.set_title(f"Confusion (% of each true class): {_label(top)} px, {top.get('regime', 'frozen')}, "
-                    f"{top['head']} head", fontsize=9)
+    ax_cm.set_title(f"Confusion (% of each true class): {what}", fontsize=9)
     fig.colorbar(im, ax=ax_cm, label="% of the true class (off-diagonal)")
     correct = np.diag(cm)
     intervals = np.array([wilson(c, n) for c, n in zip(correct, per_row.ravel())]) * 100
@@ -345,6 +355,31 @@ def confusion(frame: pd.DataFrame):
     return fig
 
 
+def training_curves(record: dict):
+    """The final model's per-epoch training and validation accuracy, stage after stage."""
+    curves = record.get("curves") or {}
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    start = 0
+    for stage, color in (("head", "tab:blue"), ("fine_tune", "tab:red")):
+        c = curves.get(stage)
+        if not c or not c.get("val_accuracy"):
+            continue
+        epochs = np.arange(start + 1, start + 1 + len(c["val_accuracy"]))
+        name = {"head": "head on frozen features", "fine_tune": "last stage fine-tuned"}[stage]
+        ax.plot(epochs, np.array(c.get("accuracy", [np.nan] * len(epochs))) * 100, "--", color=color,
+                label=f"{name}: training")
+        ax.plot(epochs, np.array(c["val_accuracy"]) * 100, "o-", color=color, ms=3, label=f"{name}: validation")
+        start = epochs[-1]
+    ax.set_xlabel("epoch (the fine-tuning epochs follow the head's)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Training the final model: {record.get('backbone')} @{record.get('img_size')} px", fontsize=9)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def prediction_key(row) -> str:
     """The examples.npz key of a results row's predictions (the runner writes the same)."""
     tail = "finetune" if row.get("regime", "frozen") == "finetune" else row["head"]
@@ -356,6 +391,11 @@ def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predic
     """CIFAR-10 test images with the top scorer's predictions (mistakes in red, with the true label)."""
     top = top_scorer(frame)
     preds = None if top is None else predictions.get(prediction_key(top))
+    return examples_figure(images, labels, preds, f"The top scorer, {_label(top)} px," if top is not None else "", n)
+
+
+def examples_figure(images: np.ndarray, labels: np.ndarray, preds, who: str, n: int = 16):
+    """`n` test images in rows of 8, each titled with its predicted label (red: wrong, with the true one)."""
     n = min(len(images), n)
     cols = 8
     rows = max(1, int(np.ceil(n / cols)))
@@ -373,9 +413,8 @@ def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predic
             ok = guess == truth
             ax.set_title(f"{guess}" if ok else f"{guess}\n(true: {truth})", fontsize=7,
                          color="tab:green" if ok else "tab:red")
-    fig.suptitle(f"The top scorer, {_label(top)} px, on the first {n} test images: predicted label (red: "
-                 f"mistakes, with the true label)" if preds is not None else "Test images and their labels",
-                 fontsize=9)
+    fig.suptitle(f"{who} on the first {n} test images: predicted label (red: mistakes, with the true label)"
+                 if preds is not None else "Test images and their labels", fontsize=9)
     fig.tight_layout()
     return fig
 

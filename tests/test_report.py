@@ -102,6 +102,45 @@ def test_a_folder_with_fine_tuned_rows_only(tiny_results, tmp_path):
     assert unsupported_numbers(page, load_results(str(results)), facts(str(results))) == []
 
 
+def test_the_final_model_section_from_transfer_json(tiny_results, tmp_path):
+    """transfer.json and transfer.npz in the results folder add the final-model section and put its
+    predictions at the top; the figure numbers stay consecutive and every number is traced."""
+    import json as json_lib
+
+    from benchmark.core.atomic import write_npz
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results)
+    rng = np.random.default_rng(0)
+    labels = np.arange(100) % 10
+    predictions = np.where(rng.random(100) < 0.8, labels, (labels + 1) % 10)
+    write_npz(str(results / "transfer.npz"), images=rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8),
+              labels=labels.astype(np.uint8), predictions=predictions.astype(np.uint8))
+    record = {"backbone": "MobileNetV2", "img_size": 48, "regime": "finetune", "cut": "block_12_add", "members": [],
+              "n_train": 200, "n_val": 100, "n_test": 100, "val_acc": 0.83, "test_acc": 0.8, "test_loss": 0.7,
+              "file_size_mib": 9.25, "inference_s": 1.5, "inference_images": 100, "inference_s_per_10000": 150.0,
+              "jpeg_robustness": {"plain": 0.8, "quality_50": 0.77, "quality_95": 0.79},
+              "stages": [{"stage": "frozen head", "val_acc": 0.81, "test_acc": 0.78, "epochs": 4, "wall_s": 2.5,
+                          "trainable_params": 660000},
+                         {"stage": "fine-tuned", "val_acc": 0.83, "test_acc": 0.8, "epochs": 2, "wall_s": 12.5,
+                          "trainable_params": 1500000}],
+              "curves": {"head": {"accuracy": [0.5, 0.7, 0.8, 0.85], "val_accuracy": [0.6, 0.75, 0.8, 0.81]},
+                         "fine_tune": {"accuracy": [0.9, 0.95], "val_accuracy": [0.82, 0.83]}}}
+    (results / "transfer.json").write_text(json_lib.dumps(record))
+    page_path = build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)
+    page = open(page_path).read()
+    assert "<h2>The final model</h2>" in page and "Table 3." in page and "Robustness to compression" in page
+    assert "more than a point" in page  # a 3-point spread is called out
+    first = _images(page_path)[0]
+    assert first == "fig_final_examples.png"  # the top picture
+    import re
+
+    numbers = [int(n) for n in re.findall(r"<b>Figure (\d+)\.</b>", page)]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == 10
+    assert unsupported_numbers(page, load_results(str(results)), facts(str(results))) == []
+    check_in_browser(page_path)
+
+
 def test_lossless_data_is_not_called_lossy(built):
     assert "lossy JPEG" not in open(built).read()  # the fixture is synthetic, not the JPEG copy
 

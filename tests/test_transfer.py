@@ -100,6 +100,16 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     assert len(report["curves"]["head"]["val_accuracy"]) == report["stages"][0]["epochs"]
     assert set(report["jpeg_robustness"]) == {"plain", "quality_50", "quality_95"}
     assert report["inference_images"] == 100 and report["inference_s"] > 0
+    # the accuracy taken from the predictions is what the grader's evaluate() reports
+    keras.backend.clear_session()
+    from benchmark.core.data import load_cifar10, make_splits
+
+    test = make_splits(load_cifar10(tiny_cifar_dir), n_val_holdout=100, n_train=200, n_test=100)["test"]
+    X_t, Y_t = module.preprocess_data(test.x, test.y)
+    _, evaluated = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True).evaluate(
+        X_t, Y_t, batch_size=128, verbose=0)
+    assert report["test_acc"] == pytest.approx(evaluated, abs=1e-6)
+    assert (tmp_path / "transfer.npz").exists()
     assert module.main(args + ["--epochs", "3"]) == 0
     out = capsys.readouterr().out
     assert "Model taken from the cache" in out and "Test accuracy of cifar10.h5" in out

@@ -218,6 +218,28 @@ def _load_json(path: str) -> dict:
     return obj
 
 
+# `0-transfer.py` writes these beside the model: the final experiment's record, and its test labels,
+# predictions and first test images (the report's final-model section reads both when they are in
+# the results folder).
+TRANSFER_JSON = "transfer.json"
+TRANSFER_NPZ = "transfer.npz"
+
+
+def load_transfer(out_dir: str) -> tuple[dict | None, tuple | None]:
+    """`(transfer.json as a dict or None, (images, labels, predictions) from transfer.npz or None)`."""
+    import numpy as np
+
+    path = os.path.join(out_dir, TRANSFER_JSON)
+    record = _load_json(path) if os.path.exists(path) else None
+    arrays = None
+    try:
+        with np.load(os.path.join(out_dir, TRANSFER_NPZ), allow_pickle=False) as npz:
+            arrays = (npz["images"], npz["labels"], npz["predictions"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return record, arrays
+
+
 # `python -m benchmark.epoch_ratio` writes this file beside the results; the report reads it.
 EPOCH_RATIO_FILE = "epoch_ratio.json"
 
