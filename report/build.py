@@ -335,8 +335,9 @@ def _final_section(env: dict, figs: Figures) -> str:
     jpeg_txt = ""
     if len(jpeg) > 1:
         parts = ", ".join(f"{_e(k.replace('_', ' '))} {pct(v)}%" for k, v in jpeg.items())
-        lean = ("more than a point: the model leans on compression artefacts, and its accuracy on the original, "
-                "lossless images may differ more than on a robust model" if t["jpeg_spread"] > 0.01 else
+        lean = ("more than a point: the model depends on detail that stronger compression removes. Whether it also "
+                "leans on the artefacts of the quality-75 copy it was trained on cannot be told from re-encoding "
+                "alone; that needs the original, lossless test images" if t["jpeg_spread"] > 0.01 else
                 "within a point: the model does not lean on JPEG compression artefacts")
         jpeg_txt = (f"<p><b>Robustness to compression.</b> The same test images, re-encoded as JPEG, give {parts}; "
                     f"the spread is {pct(t['jpeg_spread'])} points, {lean}.</p>")
@@ -747,7 +748,8 @@ def figure_plan(frame: pd.DataFrame, env: dict, predictions: dict | None, final_
                "The final model (cifar10.h5 as saved) on CIFAR-10 test images: predicted label (green: right; red: "
                "wrong, with the true label).", None if final_arrays is not None else no_arrays),
     ]
-    plan.insert([f.key for f in plan].index("confusion") + 1, plan.pop(0))  # examples: after the confusion
+    examples = plan.pop(0)
+    plan.insert([f.key for f in plan].index("confusion") + 1, examples)  # the page shows it after the confusion
     by_key = {f.key: f for f in plan}
     # The top picture: the final model's predictions, else the top scorer's, else the speed figure. The
     # rest keep the order paper() places them in, so the numbers run in page order.
