@@ -126,6 +126,11 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
+def trainable_params(*models) -> int:
+    """Trainable parameters of `models` together (the project's one count of them)."""
+    return int(sum(np.prod(w.shape) for model in models for w in model.trainable_weights))
+
+
 def unfreeze(top) -> int:
     """Makes `top` trainable except its BatchNormalization layers; returns trainable parameters."""
     import keras
@@ -135,7 +140,7 @@ def unfreeze(top) -> int:
     # `top.trainable` alone leaves them frozen.
     for layer in _all_layers(top):
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
-    return int(sum(np.prod(w.shape) for w in top.trainable_weights))
+    return trainable_params(top)
 
 
 def freeze(top) -> None:
@@ -227,7 +232,7 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
     import keras
 
     keras.utils.set_random_seed(seed)
-    trainable = unfreeze(top) + int(sum(np.prod(w.shape) for w in head.trainable_weights))
+    trainable = unfreeze(top) + trainable_params(head)
     inputs = keras.Input(train[0].shape[1:], name="cut_maps")
     x = keras.layers.RandomFlip("horizontal", seed=seed, name="flip")(inputs) if config.flip else inputs
     model = keras.Model(inputs, head(top(x)), name="fine_tune")

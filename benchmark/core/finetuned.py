@@ -66,7 +66,7 @@ def ensure_finetuned(job: ExtractJob, sets: dict[str, FeatureSet], store: Store 
     try:
         base = build_job_base(job)
         top = split_base(base, job.cut)[1]
-        pooled = {name: pooled_features(top, sets[name].features) for name in SCORED}
+        pooled = {name: pooled_features(top, sets[name].features) for name in ("train", "val")}  # frozen top
         head, epochs, head_s = fit_head(FINETUNE_HEAD, (pooled["train"], labels["train"]),
                                         (pooled["val"], labels["val"]), seed=seed,
                                         label_smoothing=config.label_smoothing)

@@ -125,6 +125,21 @@ def _read_verified(npz_path: str, meta_path: str, key: str) -> tuple[dict, dict]
     return arrays, meta
 
 
+def _sealed_problem(record, key: str, fields: tuple) -> str | None:
+    """Why a sealed `{"key", "parts", "result", "meta_sha256"}` record cannot be used, or None."""
+    if not isinstance(record, dict) or record.get("key") != key:
+        return "key mismatch"
+    try:
+        check_seal(record)
+    except ValueError as err:
+        return str(err)
+    result = record.get("result")
+    bad = [f for f in fields if not isinstance(result, dict) or f not in result]
+    if bad:
+        return f"result lacks {', '.join(bad)}"
+    return None if isinstance(result, dict) else "no result"
+
+
 def _unlink_all(paths) -> None:
     for path in paths:
         try:
@@ -263,68 +278,54 @@ class Store:
                         "pipeline": PIPELINE_VERSION})
         return FeatureEntry(self.root, backbone, int(img_size), split, key)
 
+    # -- small sealed JSON records: trained heads' results (heads/) and other measurements (records/KIND/) --
+
     def _head_path(self, key: str) -> str:
         return os.path.join(self.root, "heads", f"{key}.json")
-
-    def load_head(self, parts: dict) -> dict | None:
-        """A trained head's result (see `HEAD_FIELDS`), or None when absent or invalid (then discarded)."""
-        key = make_key(parts)
-        path = self._head_path(key)
-        try:
-            with open(path) as f:
-                record = json.load(f)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as err:
-            return self._discard_head(path, f"unreadable ({err})")
-        if not isinstance(record, dict) or record.get("key") != key:
-            return self._discard_head(path, "key mismatch")
-        try:
-            check_seal(record)
-        except ValueError as err:
-            return self._discard_head(path, str(err))
-        result = record.get("result")
-        bad = [f for f in HEAD_FIELDS if not isinstance(result, dict) or f not in result]
-        if bad:
-            return self._discard_head(path, f"result lacks {', '.join(bad)}")
-        return result
-
-    @staticmethod
-    def _discard_head(path: str, reason: str) -> None:
-        log.warning("cache: discarding head result %s (%s); retraining", os.path.basename(path), reason)
-        _unlink_all([path])
-        return None
-
-    def save_head(self, parts: dict, result: dict) -> None:
-        key = make_key(parts)
-        write_json(self._head_path(key), seal({"key": key, "parts": parts, "result": result}))
-
-    # -- small sealed JSON records of other measurements (e.g. a model file's evaluations) --
 
     def _record_path(self, kind: str, key: str) -> str:
         return os.path.join(self.root, "records", kind, f"{key}.json")
 
-    def load_record(self, kind: str, parts: dict) -> dict | None:
-        """A stored `result` of `kind` made from `parts`, or None when absent or invalid (then discarded)."""
-        key = make_key(parts)
-        path = self._record_path(kind, key)
+    @staticmethod
+    def _load_sealed(path: str, key: str, fields: tuple, what: str, then: str = "") -> dict | None:
+        """The `result` of the sealed record at `path` made under `key`, or None when absent; a record that
+        is unreadable, of another key, edited, or lacking one of `fields` is discarded (None, with a warning)."""
         try:
             with open(path) as f:
                 record = json.load(f)
-            if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("result"), dict):
-                raise ValueError("key mismatch")
-            check_seal(record)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as err:
-            log.warning("cache: discarding %s record %s (%s)", kind, os.path.basename(path), err)
-            _unlink_all([path])
-            return None
-        return record["result"]
+        except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+            reason = f"unreadable ({err})"
+        else:
+            reason = _sealed_problem(record, key, fields)
+            if reason is None:
+                return record["result"]
+        log.warning("cache: discarding %s %s (%s)%s", what, os.path.basename(path), reason, then)
+        _unlink_all([path])
+        return None
+
+    @staticmethod
+    def _save_sealed(path: str, key: str, parts: dict, result: dict) -> None:
+        write_json(path, seal({"key": key, "parts": parts, "result": result}))
+
+    def load_head(self, parts: dict) -> dict | None:
+        """A trained head's result (see `HEAD_FIELDS`), or None when absent or invalid (then discarded)."""
+        key = make_key(parts)
+        return self._load_sealed(self._head_path(key), key, HEAD_FIELDS, "head result", "; retraining")
+
+    def save_head(self, parts: dict, result: dict) -> None:
+        key = make_key(parts)
+        self._save_sealed(self._head_path(key), key, parts, result)
+
+    def load_record(self, kind: str, parts: dict) -> dict | None:
+        """A stored `result` of `kind` made from `parts`, or None when absent or invalid (then discarded)."""
+        key = make_key(parts)
+        return self._load_sealed(self._record_path(kind, key), key, (), f"{kind} record")
 
     def save_record(self, kind: str, parts: dict, result: dict) -> None:
         key = make_key(parts)
-        write_json(self._record_path(kind, key), seal({"key": key, "parts": parts, "result": result}))
+        self._save_sealed(self._record_path(kind, key), key, parts, result)
 
     # -- finished model files, so a warm 0-transfer.py run skips training --
 

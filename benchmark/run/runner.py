@@ -29,7 +29,7 @@ from ..core.atomic import probe_writable
 from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
 from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features, cached_meta, in_cache
 from ..core.finetune import FineTuneConfig
-from ..core.finetuned import load_finetuned
+from ..core.finetuned import SCORED, load_finetuned
 from ..core.flops import matmul_peak_gflops
 from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
 from ..core.progress import format_duration
@@ -43,7 +43,6 @@ from .plan import plan
 from .rows import finetuned_row, head_row, measurement_row, timing_only_row
 
 log = logging.getLogger("benchmark")
-SCORED = ("train", "val", "test")
 # Above this % of the matmul peak a row is implausible (VGG16's dense convolutions reach about 105% on an idle CPU).
 DISTURBED_PCT = 130
 

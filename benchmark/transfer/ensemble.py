@@ -12,7 +12,7 @@ import numpy as np
 
 import backbones
 
-from ..core.finetune import pooled_features, split_base
+from ..core.finetune import pooled_features, split_base, trainable_params
 from ..core.heads import fit_head
 from ..core.metrics import accuracy
 from .train import Transfer
@@ -133,5 +133,5 @@ def add_members(t: Transfer, single, members: list[str], weights_from: str | Non
              "main_val_acc": accuracy(main_probs, t.val.y),
              "members": [{"model": m, "weight": w, "val_acc": accuracy(p, t.val.y)}
                          for m, w, (_, p) in zip(members, member_weights, trained)],
-             "trainable_params": int(sum(np.prod(w.shape) for b, _ in trained for w in b.layers[-1].trainable_weights))}
+             "trainable_params": trainable_params(*(b.layers[-1] for b, _ in trained))}
     return ensemble, val_acc, stage

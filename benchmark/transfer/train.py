@@ -18,7 +18,8 @@ import backbones
 
 from ..core.data import Split
 from ..core.features import FLIP, ExtractJob, FeatureSet, ensure_features
-from ..core.finetune import FINETUNE_VERSION, FineTuneConfig, fine_tune, pooled_features, split_base
+from ..core.finetune import (FINETUNE_VERSION, FineTuneConfig, fine_tune, pooled_features, split_base,
+                             trainable_params)
 from ..core.heads import HEAD_VERSION, HeadConfig, fit_head
 from ..core.metrics import accuracy
 from ..core.store import PIPELINE_VERSION
@@ -97,10 +98,6 @@ class Transfer:
                 "versions": [PIPELINE_VERSION, HEAD_VERSION, FINETUNE_VERSION, keras.__version__]}
 
 
-def _params(model) -> int:
-    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
-
-
 def _curves(history: dict) -> dict:
     return {k: [round(float(v), 5) for v in values] for k, values in history.items()}
 
@@ -135,7 +132,7 @@ def train_main(t: Transfer, echo=print):
     val_acc = accuracy(head.predict(feats["val"].astype(np.float32), verbose=0), t.val.y)
     echo(f"  head: {epochs} epochs in {head_s:.0f}s, validation accuracy {val_acc:.4f} (frozen base)")
     stage = {"stage": "frozen head", "val_acc": val_acc, "epochs": epochs, "wall_s": round(head_s, 1),
-             "trainable_params": _params(head)}
+             "trainable_params": trainable_params(head)}
     if t.test is not None:
         stage["test_acc"] = accuracy(head.predict(feats["test"].astype(np.float32), verbose=0), t.test.y)
     record = {"stages": [stage], "curves": {"head": _curves(head.history.history)}}
