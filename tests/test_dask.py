@@ -161,7 +161,7 @@ def test_worker_killed_mid_job_the_sweep_completes(tiny_cifar_dir, fake_weights,
         deadline = time.time() + 300
         while len(glob.glob(chunks)) < 3 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
-        job = _job_process()
+        job = _job_process({worker.pid for worker in own.workers})
         assert job is not None, "no worker process found running the job"
         victim = _parent(job)
         os.kill(victim, signal.SIGKILL)  # the Dask worker; its job process dies with it
@@ -180,15 +180,16 @@ def test_worker_killed_mid_job_the_sweep_completes(tiny_cifar_dir, fake_weights,
         own.close()
 
 
-def _job_process() -> int | None:
+def _job_process(parents: set[int]) -> int | None:
+    """A job process started by one of `parents` (this test's Dask workers), never another run's on the machine."""
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            except OSError:
+                if b"benchmark.run.worker" in cmdline and _parent(int(pid)) in parents:
+                    return int(pid)
+            except OSError:  # gone meanwhile
                 continue
-            if b"benchmark.run.worker" in cmdline:
-                return int(pid)
     return None
 
 
