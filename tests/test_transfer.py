@@ -174,6 +174,32 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert module.main(args[:-4] + ["--ft-epochs", "1"]) == 0
     assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 3  # train, val, test
 
+    # a deeper cut trains conv4 too, on shifted maps; conv3 stays as it was
+    keras.backend.clear_session()
+    assert module.main(args[:-4] + ["--ft-epochs", "1", "--ft-lr", "1e-2", "--cut", "pool3_pool",
+                                    "--ft-shift", "1"]) == 0
+    assert "above pool3_pool" in capsys.readouterr().out
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    assert report["cut"] == "pool3_pool" and report["fine_tune_settings"]["shift"] == 1
+    keras.backend.clear_session()
+    base = [layer for layer in keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True).layers
+            if isinstance(layer, keras.Model)][0]
+    np.testing.assert_array_equal(kernel(base, "conv3_block12_2_conv"), kernel(original, "conv3_block12_2_conv"))
+    assert not np.allclose(kernel(base, "conv4_block24_2_conv"), kernel(original, "conv4_block24_2_conv"))
+
+
+def test_cut_needs_fine_tuning(tmp_path, capsys):
+    rc = _module().main(["--backbone", "DenseNet121", "--no-fine-tune", "--cut", "pool3_pool",
+                         "--results", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
+    assert rc != 0 and "--cut pool3_pool needs fine-tuning" in capsys.readouterr().err
+
+
+def test_fine_tune_settings_without_shift_keep_their_keys():
+    from benchmark.core.finetune import FineTuneConfig
+
+    assert "shift" not in FineTuneConfig().as_dict()  # cached fine-tuned rows from before stay valid
+    assert FineTuneConfig(shift=1).as_dict()["shift"] == 1
+
 
 def test_every_backbone_has_a_cut_to_fine_tune_above(tiny_cifar_dir, tmp_path, capsys):
     import keras

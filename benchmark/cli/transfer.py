@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train only the head on frozen features")
     p.add_argument("--ft-epochs", type=int, default=5, help="maximum fine-tuning epochs (default 5)")
     p.add_argument("--ft-lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
+    p.add_argument("--ft-shift", type=int, default=0, metavar="CELLS",
+                   help="shift the cached maps at random by up to this many cells each way while fine-tuning "
+                        "(default 0: no shifts)")
+    p.add_argument("--cut", metavar="LAYER",
+                   help="fine-tune everything above this layer of the base (a layer name or '<layer>.input'; "
+                        "default: the registry's cut, the input of the last stage, e.g. DenseNet121's pool4_pool; "
+                        "pool3_pool also trains conv4)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden units of the MLP head (default 1024)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--label-smoothing", type=float, default=0.1)
@@ -83,7 +90,9 @@ def _setup(args, echo=print):
         raise ValueError(f"no pretrained weights for {spec.name}: put {spec.weights_filename} in the weights "
                          f"folder or pass --backbone with one that has weights")
     tune = args.fine_tune if args.fine_tune is not None else regime == "finetune"
-    cut = spec.finetune_cut if tune else None
+    if args.cut and not tune:
+        raise ValueError(f"--cut {args.cut} needs fine-tuning; drop --no-fine-tune or --cut")
+    cut = (args.cut or spec.finetune_cut) if tune else None
     if [m.lower() for m in args.ensemble] == ["none"]:
         members = []
     elif args.ensemble:
@@ -102,7 +111,8 @@ def _setup(args, echo=print):
     echo(f"Data: train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}"
          f"{'  [lossy JPEG copy of CIFAR-10]' if data.lossy_jpeg else ''}")
     config = TransferConfig(hidden=args.hidden, dropout=args.dropout, label_smoothing=args.label_smoothing,
-                            epochs=args.epochs, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, flip=not args.no_flip,
+                            epochs=args.epochs, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, ft_shift=args.ft_shift,
+                            flip=not args.no_flip,
                             batch_size=args.batch_size, chunk_size=args.chunk_size, seed=args.seed)
     transfer = Transfer(spec, img_size, weights, cut, splits["train"], splits["val"], store.root, config,
                         test=splits["test"])
@@ -232,7 +242,8 @@ def _run(args, preprocess_data) -> int:
                                             if spread > 0.01 else ""))
     record = {
         "model_file": os.path.basename(args.output), "backbone": transfer.spec.name, "img_size": transfer.img_size,
-        "regime": "finetune" if transfer.cut else "frozen", "cut": transfer.cut, "members": members,
+        "regime": "finetune" if transfer.cut else "frozen", "cut": transfer.cut,
+        "fine_tune_settings": transfer.config.fine_tune().as_dict() if transfer.cut else None, "members": members,
         "n_train": len(transfer.train), "n_val": len(transfer.val), "n_test": len(test),
         "val_acc": info.get("val_acc"), "test_acc": plain["accuracy"], "test_loss": plain["loss"],
         "file_size_mib": round(size_mib, 2), "inference_s": plain["seconds"], "inference_images": plain["n_images"],

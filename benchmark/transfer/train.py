@@ -35,6 +35,7 @@ class TransferConfig:
     epochs: int = 100  # head epochs, early-stopped on validation
     ft_epochs: int = 5
     ft_lr: float = 1e-4
+    ft_shift: int = 0  # random translation of the maps, in cells (FineTuneConfig.shift)
     flip: bool = True  # mirrored features (head only) or random mirroring of maps (fine-tuning)
     batch_size: int = 32  # extraction batch
     chunk_size: int = 2048
@@ -46,7 +47,7 @@ class TransferConfig:
 
     def fine_tune(self) -> FineTuneConfig:
         return FineTuneConfig(learning_rate=self.ft_lr, epochs=self.ft_epochs, flip=self.flip,
-                              label_smoothing=self.label_smoothing)
+                              label_smoothing=self.label_smoothing, shift=self.ft_shift)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,9 @@ def train_main(t: Transfer, echo=print):
 def _fine_tune(t: Transfer, top, head, maps: dict[str, FeatureSet], frozen_acc: float, record: dict, echo) -> float:
     ft = t.config.fine_tune()
     echo(f"Fine-tuning {t.spec.name} above {t.cut} with the head (lr {ft.learning_rate}, at most {ft.epochs} "
-         f"epochs, {'random mirroring, ' if ft.flip else ''}BatchNorm frozen) on {len(t.train)} cached maps ...")
+         f"epochs, {'random mirroring, ' if ft.flip else ''}"
+         f"{f'random shifts of up to {ft.shift} cells, ' if ft.shift else ''}BatchNorm frozen) on {len(t.train)} "
+         f"cached maps ...")
     result = fine_tune(top, head, (maps["train"].features, t.train.y), (maps["val"].features, t.val.y), ft,
                        seed=t.config.seed, echo=echo)
     echo(f"  fine-tune: {result.epochs} epochs in {result.seconds:.0f}s, validation accuracy {result.val_acc:.4f} "
