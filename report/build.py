@@ -343,6 +343,8 @@ def _final_section(env: dict, figs: Figures) -> str:
                     f"the spread is {pct(t['jpeg_spread'])} points, {lean}.</p>")
     regime = "fine-tuned above " + _e(t["cut"]) if t.get("cut") else "a head on the frozen base"
     members = f", with {_e(', '.join(t['members']))} as ensemble members" if t.get("members") else ""
+    members += (", averaging the probabilities of each image and its mirror image inside the saved model"
+                if t.get("test_mirroring") else "")
     return (
         f"<h2>The final model</h2><p><code>0-transfer.py</code> trained {_e(t['backbone'])} at {t['img_size']} px, "
         f"{regime}{members}, on {t['n_train']} training images, choosing on {t['n_val']} validation images. "

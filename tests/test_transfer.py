@@ -69,7 +69,7 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     rc = module.main(["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
                       "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
                       "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "3",
-                      "--hidden", "32", "--batch-size", "50", "--no-fine-tune"])
+                      "--hidden", "32", "--batch-size", "50", "--no-fine-tune", "--mirror", "off"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "chosen with --backbone" in out and "Test accuracy of cifar10.h5" in out
@@ -92,7 +92,8 @@ def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     keras.backend.clear_session()
     args = ["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
             "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
-            "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--hidden", "32", "--no-fine-tune"]
+            "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--hidden", "32", "--no-fine-tune",
+            "--mirror", "off"]
     report = json.loads((tmp_path / "transfer.json").read_text())
     assert report["regime"] == "frozen" and report["n_test"] == 100 and report["file_size_mib"] > 0
     assert [s["stage"] for s in report["stages"]] == ["frozen head"]
@@ -144,7 +145,8 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     args = ["--backbone", "DenseNet121", "--size", "64", "--data-dir", tiny_cifar_dir,
             "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
             "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-            "--hidden", "32", "--batch-size", "50", "--ft-epochs", "2", "--ft-lr", "1e-2"]
+            "--hidden", "32", "--batch-size", "50", "--mirror", "off", "--cut", "pool4_pool", "--ft-epochs", "2",
+            "--ft-lr", "1e-2"]
     assert module.main(args) == 0
     out = capsys.readouterr().out
     assert "Fine-tuning DenseNet121 above pool4_pool" in out and "fine-tune epoch 1" in out
@@ -174,10 +176,10 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert module.main(args[:-4] + ["--ft-epochs", "1"]) == 0
     assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 3  # train, val, test
 
-    # a deeper cut trains conv4 too, on shifted maps; conv3 stays as it was
+    # the default cut, one stage deeper, trains conv4 too, on shifted maps; conv3 stays as it was
     keras.backend.clear_session()
-    assert module.main(args[:-4] + ["--ft-epochs", "1", "--ft-lr", "1e-2", "--cut", "pool3_pool",
-                                    "--ft-shift", "1"]) == 0
+    assert module.main([a for a in args[:-4] if a not in ("--cut", "pool4_pool")]
+                       + ["--ft-epochs", "1", "--ft-lr", "1e-2"]) == 0
     assert "above pool3_pool" in capsys.readouterr().out
     report = json.loads((tmp_path / "transfer.json").read_text())
     assert report["cut"] == "pool3_pool" and report["fine_tune_settings"]["shift"] == 1
@@ -228,19 +230,27 @@ def test_chooses_top_scorer_from_results(tmp_path):
     ]
     write_results(rows, str(tmp_path))
     messages = []
-    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 299, "frozen")
-    assert "native 299 px" in messages[-1]
+    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("Xception", 160, "frozen")
     assert choose_backbone(str(tmp_path), None, "160", messages.append) == ("Xception", 160, "frozen")
     assert "top scorer" in messages[0]
     assert choose_backbone(str(tmp_path), None, "native", messages.append) == ("Xception", 299, "frozen")
-    assert choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 224, "finetune")
+    assert choose_backbone(str(tmp_path / "none"), None, None, messages.append) == ("DenseNet121", 160, "finetune")
+    assert choose_backbone(str(tmp_path), "densenet121", None, messages.append) == ("DenseNet121", 160, "finetune")
     with pytest.raises(ValueError, match="at least 71"):
         choose_backbone(str(tmp_path), "Xception", "64", messages.append)
     rows.append({"model": "MobileNet", "img_size": 128, "head": "mlp", "weights": "imagenet", "val_acc": 0.85,
                  "regime": "finetune"})
     write_results(rows, str(tmp_path))
-    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("MobileNet", 224, "finetune")
-    assert "finetune regime" in messages[-1]
+    assert choose_backbone(str(tmp_path), None, None, messages.append) == ("MobileNet", 160, "finetune")
+    assert "finetune regime" in messages[-1] and "trained at 160 px" in messages[-1]
+
+
+def test_final_cut_is_the_measured_deeper_one_else_the_registry_cut():
+    import backbones
+    from benchmark.transfer.select import final_cut
+
+    assert final_cut(backbones.get("DenseNet121")) == "pool3_pool"
+    assert final_cut(backbones.get("MobileNetV2")) == backbones.get("MobileNetV2").finetune_cut == "block_12_add"
 
 
 def test_old_results_schema_is_a_clear_error(tmp_path, capsys):
@@ -269,11 +279,14 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
         getattr(keras.applications, name)(include_top=False, weights=None, input_shape=(48, 48, 3),
                                           pooling="avg").save_weights(str(weights / f"{name}_notop_imagenet.weights.h5"))
     monkeypatch.chdir(tmp_path)
+    import benchmark.cli.transfer as cli
+
+    monkeypatch.setattr(cli, "ENSEMBLE_MIN_GAIN", -1.0)  # kept whatever random weights score
     module = _module()
     rc = module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet@48",
                       "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
                       "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                      "--hidden", "32", "--batch-size", "50"])
+                      "--hidden", "32", "--batch-size", "50", "--mirror", "off"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "member MobileNet: head" in out and "weights (chosen on the validation split)" in out
@@ -291,9 +304,82 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
                         "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
                         "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                        "--hidden", "32"]) == 0
+                        "--hidden", "32", "--mirror", "off"]) == 0
     out = capsys.readouterr().out
     assert "Model taken from the cache" in out and "member MobileNet" not in out
+    kept = json.loads((tmp_path / "transfer.json").read_text())
+    assert kept["members"] == ["MobileNet"] and kept["stages"][-1]["kept"] is True
+
+    # an ensemble under the bar is not saved: the single network is, and the log says why
+    monkeypatch.setattr(cli, "ENSEMBLE_MIN_GAIN", 2.0)
+    keras.backend.clear_session()
+    assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
+                        "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
+                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+                        "--hidden", "32", "--mirror", "off", "--jpeg-qualities"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble not kept" in out and "saving the single network" in out
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    assert report["members"] == [] and report["stages"][-1]["kept"] is False
+    keras.backend.clear_session()
+    model = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    assert not any(layer.name.startswith("member_") for layer in model.layers)
+
+
+def test_mirrored_model_is_exact_and_loads_safely(tmp_path):
+    import keras
+
+    from benchmark.transfer.mirror import mirror_images, mirrored_model
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs))
+    single = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))  # not mirror-symmetric
+    X = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
+    want = (single.predict(X, verbose=0) + single.predict(mirror_images(X), verbose=0)) / 2
+    assert np.abs(single.predict(X, verbose=0) - want).max() > 1e-3
+    mirrored_model(single).save(str(tmp_path / "m.h5"))
+    keras.backend.clear_session()
+    loaded = keras.models.load_model(str(tmp_path / "m.h5"), safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), want, atol=1e-6)
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in loaded.layers)
+
+
+def test_tiny_mirroring_on_then_from_the_cache(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
+    import keras
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg") \
+        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    monkeypatch.chdir(tmp_path)
+    module = _module()
+    args = ["--backbone", "MobileNetV2", "--size", "48", "--no-fine-tune", "--data-dir", tiny_cifar_dir,
+            "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"), "--val-holdout", "100",
+            "--train-size", "200", "--test-size", "100", "--epochs", "2", "--hidden", "32", "--jpeg-qualities"]
+    assert module.main(args + ["--mirror", "on"]) == 0
+    assert "kept (--mirror on)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    last = report["stages"][-1]
+    assert report["test_mirroring"] is True and last["stage"] == "test-time mirroring" and last["kept"] is True
+    assert last["test_acc"] == report["test_acc"] and report["val_acc"] == last["val_acc"]
+
+    keras.backend.clear_session()
+    model = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    X, _ = module.preprocess_data(np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3)).astype(np.uint8),
+                                  np.arange(8))
+    # averaged over an image and its mirror image, the model cannot tell them apart
+    np.testing.assert_allclose(model.predict(X, verbose=0), model.predict(X[:, :, ::-1], verbose=0), atol=1e-6)
+
+    keras.backend.clear_session()
+    assert module.main(args + ["--mirror", "on"]) == 0
+    out = capsys.readouterr().out
+    assert "test-time mirroring on" in out and "Test-time mirroring: scoring" not in out
+    # auto decides on the validation split from the cached network, without training it again
+    keras.backend.clear_session()
+    assert module.main(args) == 0
+    out = capsys.readouterr().out
+    assert "Test-time mirroring: scoring" in out and "Training the head" not in out
+    assert json.loads((tmp_path / "transfer.json").read_text())["stages"][-1]["stage"] == "test-time mirroring"
 
 
 def test_ensemble_weights_and_member_size():
@@ -307,11 +393,3 @@ def test_ensemble_weights_and_member_size():
         module.parse_member("Xception@299", 224)
     assert module.parse_member("xception@224", 224) == "Xception"
 
-
-def test_default_members_skip_the_main_backbone_and_missing_weights(tmp_path):
-    from benchmark.transfer import ensemble as module
-    (tmp_path / "MobileNet_notop_imagenet.weights.h5").write_bytes(b"")
-    messages = []
-    assert module.default_members("DenseNet121", str(tmp_path), messages.append) == ["MobileNet"]
-    assert "leaving out Xception" in messages[0] and "--ensemble none" in messages[1]
-    assert module.default_members("MobileNet", str(tmp_path), messages.append) == []

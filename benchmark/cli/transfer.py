@@ -12,13 +12,19 @@ import time
 
 from . import exit_code, start
 
+# --mirror auto keeps test-time mirroring when it gains this much validation accuracy. It costs one more
+# pass per image; the ensemble's bar is 1 point for two more passes, so this is the same price per pass.
+MIRROR_MIN_GAIN = 0.005
+# An ensemble is saved only when it beats its main network alone by this much validation accuracy.
+ENSEMBLE_MIN_GAIN = 0.01
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python 0-transfer.py",
         description="Train a CIFAR-10 classifier on a frozen ImageNet backbone and save cifar10.h5.")
     p.add_argument("--backbone", help="override the benchmark's choice (any registry name)")
-    p.add_argument("--size", help="input size in pixels or 'native' (default: the chosen row's size)")
+    p.add_argument("--size", help="input size in pixels or 'native' (default: the chosen row's size, at least 160)")
     p.add_argument("--results", default="results", help="benchmark results folder (default: results)")
     p.add_argument("--data-dir", help="local cifar-10-batches-py folder (default $CIFAR10_DIR, else download)")
     p.add_argument("--weights-dir", help="folder of <Name>_notop_imagenet.weights.h5 "
@@ -37,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train only the head on frozen features")
     p.add_argument("--ft-epochs", type=int, default=5, help="maximum fine-tuning epochs (default 5)")
     p.add_argument("--ft-lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
-    p.add_argument("--ft-shift", type=int, default=0, metavar="CELLS",
+    p.add_argument("--ft-shift", type=int, default=1, metavar="CELLS",
                    help="shift the cached maps at random by up to this many cells each way while fine-tuning "
-                        "(default 0: no shifts)")
+                        "(default 1; 0: no shifts)")
     p.add_argument("--cut", metavar="LAYER",
                    help="fine-tune everything above this layer of the base (a layer name or '<layer>.input'; "
-                        "default: the registry's cut, the input of the last stage, e.g. DenseNet121's pool4_pool; "
-                        "pool3_pool also trains conv4)")
+                        "default: DenseNet121's pool3_pool, which trains conv4 and conv5; for other backbones the "
+                        "registry's cut at the input of the last stage)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden units of the MLP head (default 1024)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--label-smoothing", type=float, default=0.1)
@@ -52,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=2048)
     p.add_argument("--ensemble", nargs="+", default=[], metavar="NAME",
                    help="backbones added as head-only members on cached frozen features, their probabilities "
-                        "weighted on the validation split (default: Xception MobileNet where weights exist; "
-                        "'none': the single model)")
+                        "weighted on the validation split; the ensemble is saved only when it beats the single "
+                        "network by at least 1 point of validation accuracy (default: none, the single network)")
+    p.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+                   help="test-time mirroring inside the saved model: average each image's and its mirror image's "
+                        "probabilities, at twice the inference time. auto (default): keep it when it gains at "
+                        "least %(gain)s points of validation accuracy" % {"gain": f"{MIRROR_MIN_GAIN * 100:g}"})
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--recheck", action="store_true",
                    help="evaluate the saved model again even when this exact file (sha256) was already evaluated "
@@ -79,8 +89,8 @@ def _setup(args, echo=print):
     from ..core.data import load_cifar10, make_splits
     from ..core.store import Store
     from ..core.weights import weights_problem
-    from ..transfer.ensemble import default_members, parse_member
-    from ..transfer.select import choose_backbone
+    from ..transfer.ensemble import parse_member
+    from ..transfer.select import choose_backbone, final_cut
     from ..transfer.train import Transfer, TransferConfig
 
     name, img_size, regime = choose_backbone(args.results, args.backbone, args.size, echo)
@@ -92,13 +102,9 @@ def _setup(args, echo=print):
     tune = args.fine_tune if args.fine_tune is not None else regime == "finetune"
     if args.cut and not tune:
         raise ValueError(f"--cut {args.cut} needs fine-tuning; drop --no-fine-tune or --cut")
-    cut = (args.cut or spec.finetune_cut) if tune else None
-    if [m.lower() for m in args.ensemble] == ["none"]:
-        members = []
-    elif args.ensemble:
-        members = [parse_member(m, img_size) for m in args.ensemble]
-    else:
-        members = default_members(spec.name, args.weights_dir, echo)
+    cut = (args.cut or final_cut(spec)) if tune else None
+    members = [] if [m.lower() for m in args.ensemble] == ["none"] else \
+        [parse_member(m, img_size) for m in args.ensemble]
     store = Store(args.cache_dir)
     store.check_writable()
     for name in [spec.name, *members]:  # a bad weights file: one line now, not a traceback after the data load
@@ -122,17 +128,65 @@ def _setup(args, echo=print):
 def _make_model_file(t, members, store, args, echo=print) -> dict:
     """Leaves the finished model at `args.output`: from the model cache, or trained now (and cached).
     Returns the training record (stages, curves) stored with the cached file."""
+    import backbones
+
+    from ..core.atomic import copy_file
+
+    key = t.model_key()
+    ensemble_key = {**key, "ensemble": members, "ensemble_min_gain": ENSEMBLE_MIN_GAIN,
+                    "member_weights": [backbones.resolve_weights(m, args.weights_dir).identity for m in members]}
+    mirror_key = {**(ensemble_key if members else key), "mirror": args.mirror,
+                  **({"mirror_min_gain": MIRROR_MIN_GAIN} if args.mirror == "auto" else {})}
+    if args.mirror != "off":
+        cached = store.load_model_file(mirror_key)
+        if cached is not None:
+            copy_file(cached[0], args.output)
+            echo(f"Model taken from the cache (trained with the same data and settings, test-time mirroring "
+                 f"{args.mirror}; validation accuracy {cached[1].get('val_acc', float('nan')):.4f}): {args.output}")
+            return cached[1]
+    info = _make_unmirrored(t, members, store, args, key, ensemble_key, echo)
+    if args.mirror != "off":
+        info = _add_mirroring(t, args, info, echo)
+        store.save_model_file(mirror_key, args.output, info)
+    return info
+
+
+def _add_mirroring(t, args, info: dict, echo=print) -> dict:
+    """Wraps the file at `args.output` in test-time mirroring when `args.mirror` is "on", or when "auto" and
+    it gains at least MIRROR_MIN_GAIN on the validation split; adds the stage to `info`'s record."""
     import keras
 
-    import backbones
+    from ..core.atomic import atomic_path
+    from ..transfer.mirror import mirror_gain, mirrored_model
+
+    t0 = time.perf_counter()
+    echo(f"Test-time mirroring: scoring {len(t.val)} validation images and their mirror images end to end ...")
+    keras.backend.clear_session()
+    model = keras.models.load_model(args.output, safe_mode=True)
+    plain, mirrored = mirror_gain(model, t.val.x, t.val.y)
+    keep = args.mirror == "on" or mirrored - plain >= MIRROR_MIN_GAIN
+    echo(f"  validation accuracy {plain:.4f} alone, {mirrored:.4f} averaged with the mirror image "
+         f"({mirrored - plain:+.4f}): " + ("kept (--mirror on)" if args.mirror == "on" else
+                                           f"kept, at least {MIRROR_MIN_GAIN * 100:g} points" if keep else
+                                           f"not kept, under {MIRROR_MIN_GAIN * 100:g} points for twice the "
+                                           f"inference time"))
+    if keep:
+        with atomic_path(args.output) as tmp:
+            mirrored_model(model).save(tmp)
+    stage = {"stage": "test-time mirroring", "val_acc": mirrored, "main_val_acc": plain, "kept": keep,
+             "wall_s": round(time.perf_counter() - t0, 1)}
+    return {**info, "val_acc": mirrored if keep else info.get("val_acc"), "test_mirroring": keep,
+            "stages": [*info.get("stages", []), stage]}
+
+
+def _make_unmirrored(t, members, store, args, key: dict, ensemble_key: dict, echo=print) -> dict:
+    """The single network or the ensemble at `args.output`, from the model cache or trained now (and cached)."""
+    import keras
 
     from ..core.atomic import atomic_path, copy_file
     from ..transfer.ensemble import add_members
     from ..transfer.train import train_main
 
-    key = t.model_key()
-    ensemble_key = {**key, "ensemble": members,
-                    "member_weights": [backbones.resolve_weights(m, args.weights_dir).identity for m in members]}
     cached = store.load_model_file(ensemble_key if members else key)
     if cached is not None:
         copy_file(cached[0], args.output)
@@ -153,9 +207,15 @@ def _make_model_file(t, members, store, args, echo=print) -> dict:
     if members:
         single = keras.models.load_model(args.output, safe_mode=True)
         ensemble, val_acc, stage = add_members(t, single, members, args.weights_dir, echo)
-        with atomic_path(args.output) as tmp:
-            ensemble.save(tmp)
-        info = {**info, "val_acc": val_acc, "stages": [*info.get("stages", []), stage]}
+        gain = val_acc - stage["main_val_acc"]
+        stage["kept"] = keep = gain >= ENSEMBLE_MIN_GAIN
+        echo(f"  ensemble {'kept' if keep else 'not kept'}: {gain * 100:+.2f} points of validation accuracy over "
+             f"{t.spec.name} alone (the bar is {ENSEMBLE_MIN_GAIN * 100:g}, since every prediction pays for all "
+             f"its networks){'' if keep else '; saving the single network'}")
+        if keep:
+            with atomic_path(args.output) as tmp:
+                ensemble.save(tmp)
+        info = {**info, "val_acc": val_acc if keep else info.get("val_acc"), "stages": [*info.get("stages", []), stage]}
         store.save_model_file(ensemble_key, args.output, info)
     return info
 
@@ -214,6 +274,10 @@ def _evaluate(output: str, test, preprocess_data, store, recheck: bool, quality:
     return found
 
 
+def _ensemble_kept(info: dict) -> bool:
+    return any(s["stage"] == "ensemble" and s.get("kept", True) for s in info.get("stages", []))
+
+
 def _run(args, preprocess_data) -> int:
     import numpy as np
 
@@ -243,8 +307,8 @@ def _run(args, preprocess_data) -> int:
     record = {
         "model_file": os.path.basename(args.output), "backbone": transfer.spec.name, "img_size": transfer.img_size,
         "regime": "finetune" if transfer.cut else "frozen", "cut": transfer.cut,
-        "fine_tune_settings": transfer.config.fine_tune().as_dict() if transfer.cut else None, "members": members,
-        "n_train": len(transfer.train), "n_val": len(transfer.val), "n_test": len(test),
+        "fine_tune_settings": transfer.config.fine_tune().as_dict() if transfer.cut else None, "members": members if _ensemble_kept(info) else [],
+        "test_mirroring": bool(info.get("test_mirroring")), "n_train": len(transfer.train), "n_val": len(transfer.val), "n_test": len(test),
         "val_acc": info.get("val_acc"), "test_acc": plain["accuracy"], "test_loss": plain["loss"],
         "file_size_mib": round(size_mib, 2), "inference_s": plain["seconds"], "inference_images": plain["n_images"],
         "inference_s_per_10000": round(plain["seconds"] * 10000 / plain["n_images"], 1),
@@ -252,8 +316,9 @@ def _run(args, preprocess_data) -> int:
         "wall_s_this_run": round(time.perf_counter() - t_start, 1),
         "sha256": backbones.sha256_file(args.output),
     }
-    if members and record["stages"] and record["stages"][-1]["stage"] == "ensemble":
-        record["stages"][-1]["test_acc"] = plain["accuracy"]  # the ensemble is the saved file
+    last = record["stages"][-1] if record["stages"] else {}
+    if last.get("kept", last.get("stage") == "ensemble"):
+        last["test_acc"] = plain["accuracy"]  # this stage's model is the saved file
     folder = os.path.dirname(os.path.abspath(args.output))
     report = os.path.join(folder, TRANSFER_JSON)
     write_json(report, record)

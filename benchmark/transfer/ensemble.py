@@ -17,10 +17,10 @@ from ..core.heads import fit_head
 from ..core.metrics import accuracy
 from .train import Transfer
 
-# Members added by default. Measured here at 224 px: fine-tuned DenseNet121
-# alone 0.8485 test accuracy; with these two head-only members
-# (validation-chosen weights 0.5 and 0.75) 0.8819.
-DEFAULT_MEMBERS = ("Xception", "MobileNet")
+# Measured here at 224 px: fine-tuned DenseNet121 alone 0.8485 test accuracy;
+# with head-only Xception and MobileNet members (validation-chosen weights 0.5
+# and 0.75) 0.8819. At 160 px the deeper-cut single network beats that, so
+# members are opt-in (`--ensemble`).
 UPSCALE = "upscale"  # the name `backbones.upscaling_model` gives its Resizing layer
 
 
@@ -32,19 +32,6 @@ def parse_member(text: str, img_size: int) -> str:
         raise ValueError(f"--ensemble {text}: members share the model's first Resizing layer, so they run at "
                          f"{img_size} px like the main backbone; pass {spec.name} or {spec.name}@{img_size}")
     return spec.name
-
-
-def default_members(main: str, weights_from: str | None, echo=print) -> list[str]:
-    """DEFAULT_MEMBERS without the main backbone and without members whose weights are missing."""
-    members, missing = [], []
-    for name in DEFAULT_MEMBERS:
-        if name != main:
-            (members if backbones.resolve_weights(name, weights_from).pretrained else missing).append(name)
-    if missing:
-        echo(f"Ensemble: leaving out {', '.join(missing)} (no pretrained weights at hand).")
-    if members:
-        echo(f"Ensemble: adding {', '.join(members)} by default (--ensemble none for the single model).")
-    return members
 
 
 def train_member(t: Transfer, name: str, weights_from: str | None, echo=print):
