@@ -326,7 +326,7 @@ def _final_section(env: dict, figs: Figures) -> str:
                 "writes beside <code>cifar10.h5</code> into it to add this section.</p>")
     rows = []
     for stage in t.get("stages", []):
-        rows.append(([_e(stage["stage"]), pct(stage["val_acc"]),
+        rows.append(([_e(stage["stage"]) + (" (not kept)" if stage.get("kept") is False else ""), pct(stage["val_acc"]),
                       pct(stage["test_acc"]) if stage.get("test_acc") is not None else "–",
                       str(stage["epochs"]) if stage.get("epochs") is not None else "–",
                       fixed(stage["wall_s"]) if stage.get("wall_s") is not None else "–",
@@ -340,7 +340,7 @@ def _final_section(env: dict, figs: Figures) -> str:
                 "alone; that needs the original, lossless test images" if t["jpeg_spread"] > 0.01 else
                 "within a point: the model does not lean on JPEG compression artefacts")
         jpeg_txt = (f"<p><b>Robustness to compression.</b> The same test images, re-encoded as JPEG, give {parts}; "
-                    f"the spread is {pct(t['jpeg_spread'])} points, {lean}.</p>")
+                    f"the spread is {pct(t['jpeg_spread'])} points, {lean}.</p>") + _shift_text(t.get("jpeg_shift"))
     regime = "fine-tuned above " + _e(t["cut"]) if t.get("cut") else "a head on the frozen base"
     members = f", with {_e(', '.join(t['members']))} as ensemble members" if t.get("members") else ""
     members += (", averaging the probabilities of each image and its mirror image inside the saved model"
@@ -359,6 +359,24 @@ def _final_section(env: dict, figs: Figures) -> str:
         + _table(["stage", "val acc (%)", "test acc (%)", "epochs", "wall (s)", "trained params (k)"], rows)
         + jpeg_txt + figs.html("final_curves") + figs.html("final_confusion")
         + ("" if figs.all[0].key == "final_examples" else figs.html("final_examples")))
+
+
+def _shift_text(shift: dict | None) -> str:
+    """Where the images go that the strongest re-encoding breaks (transfer.json's jpeg_shift)."""
+    if not shift or not shift.get("n_lost") or not shift.get("to_class_name"):
+        return ""
+    name, q = _e(shift["to_class_name"]), shift["quality"]
+    before, after = shift["class_share_before"], shift["class_share_after"]
+    moves = (f"rises from {pct(before)}% of all predictions to {pct(after)}%" if after > before else
+             f"goes from {pct(before)}% of all predictions to {pct(after)}%")
+    # at least 20 lost images, and twice the share a uniform spread over the nine wrong classes would give
+    gathered = shift["n_lost"] >= 20 and shift["to_class_share"] >= 2 / 9 and after > before
+    why = (f" The errors gather on one class more than a plain loss of detail would explain; one reading is "
+           f"that the block artefacts of strong compression resemble texture the model learnt for {name}."
+           if gathered else "")
+    return (f"<p>At quality {q}, {shift['n_lost']} test images that the model gets right go wrong, and "
+            f"{shift['n_gained']} go the other way. {pct(shift['to_class_share'], 0)}% of the lost ones are called "
+            f"{name}, and {name} {moves}.{why}</p>")
 
 
 def _paired_text(stats: dict, top, second) -> str:

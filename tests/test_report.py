@@ -129,7 +129,15 @@ def test_the_final_model_section_from_transfer_json(tiny_results, tmp_path):
               "stages": [{"stage": "frozen head", "val_acc": 0.81, "test_acc": 0.78, "epochs": 4, "wall_s": 2.5,
                           "trainable_params": 660000},
                          {"stage": "fine-tuned", "val_acc": 0.83, "test_acc": 0.8, "epochs": 2, "wall_s": 12.5,
-                          "trainable_params": 1500000}],
+                          "trainable_params": 1500000},
+                         {"stage": "ensemble", "val_acc": 0.835, "main_val_acc": 0.83, "kept": False, "wall_s": 5.5,
+                          "members": [{"model": "MobileNet", "weight": 0.25, "val_acc": 0.7}]},
+                         {"stage": "test-time mirroring", "val_acc": 0.84, "main_val_acc": 0.83, "kept": True,
+                          "wall_s": 3.5, "test_acc": 0.8}],
+              "test_mirroring": True,
+              "jpeg_shift": {"quality": 50, "n_lost": 70, "n_gained": 40, "to_class": 6, "to_class_name": "frog",
+                             "to_class_count": 40, "to_class_share": 0.5714, "class_share_before": 0.1,
+                             "class_share_after": 0.13},
               "curves": {"head": {"accuracy": [0.5, 0.7, 0.8, 0.85], "val_accuracy": [0.6, 0.75, 0.8, 0.81]},
                          "fine_tune": {"accuracy": [0.9, 0.95], "val_accuracy": [0.82, 0.83]}}}
     (results / "transfer.json").write_text(json_lib.dumps(record))
@@ -137,6 +145,9 @@ def test_the_final_model_section_from_transfer_json(tiny_results, tmp_path):
     page = open(page_path).read()
     assert "<h2>The final model</h2>" in page and "Table 3." in page and "Robustness to compression" in page
     assert "more than a point" in page  # a 3-point spread is called out
+    assert "57% of the lost ones are called frog" in page and "gather on one class" in page
+    assert "rises from 10.0% of all predictions to 13.0%" in page and "ensemble (not kept)" in page
+    assert "its mirror image inside the saved model" in page and "test-time mirroring" in page
     first = _images(page_path)[0]
     assert first == "fig_final_examples.png"  # the top picture
     import re

@@ -190,10 +190,16 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert not np.allclose(kernel(base, "conv4_block24_2_conv"), kernel(original, "conv4_block24_2_conv"))
 
 
-def test_cut_needs_fine_tuning(tmp_path, capsys):
-    rc = _module().main(["--backbone", "DenseNet121", "--no-fine-tune", "--cut", "pool3_pool",
-                         "--results", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
-    assert rc != 0 and "--cut pool3_pool needs fine-tuning" in capsys.readouterr().err
+def test_cut_errors_come_before_the_data(tmp_path, capsys):
+    common = ["--backbone", "DenseNet121", "--results", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
+              "--data-dir", str(tmp_path / "no-data")]
+    assert _module().main(common + ["--no-fine-tune", "--cut", "pool3_pool"]) == 2
+    assert "--cut pool3_pool needs fine-tuning, and --no-fine-tune turns it off" in capsys.readouterr().err
+    assert _module().main(common + ["--cut", "pool9_pool"]) == 2
+    err = capsys.readouterr().err
+    assert "no layer 'pool9_pool'" in err and "cifar" not in err.lower()
+    assert _module().main(common + ["--ft-shift", "-1"]) == 2
+    assert "--ft-shift is a number of map cells" in capsys.readouterr().err
 
 
 def test_fine_tune_settings_without_shift_keep_their_keys():
@@ -310,6 +316,21 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     kept = json.loads((tmp_path / "transfer.json").read_text())
     assert kept["members"] == ["MobileNet"] and kept["stages"][-1]["kept"] is True
 
+    # a kept ensemble, mirrored: it saves and loads safely, and the ensemble stage is not the scored one
+    keras.backend.clear_session()
+    assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
+                        "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
+                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+                        "--hidden", "32", "--mirror", "on", "--jpeg-qualities"]) == 0
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    assert [s["stage"] for s in report["stages"]][-2:] == ["ensemble", "test-time mirroring"]
+    assert report["stages"][-1]["test_acc"] == report["test_acc"] and "test_acc" not in report["stages"][-2]
+    keras.backend.clear_session()
+    mirrored = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    np.testing.assert_allclose(mirrored.predict(X_p, verbose=0), mirrored.predict(X_p[:, :, ::-1], verbose=0),
+                               atol=1e-6)
+    capsys.readouterr()
+
     # an ensemble under the bar is not saved: the single network is, and the log says why
     monkeypatch.setattr(cli, "ENSEMBLE_MIN_GAIN", 2.0)
     keras.backend.clear_session()
@@ -374,12 +395,34 @@ def test_tiny_mirroring_on_then_from_the_cache(tiny_cifar_dir, tmp_path, monkeyp
     assert module.main(args + ["--mirror", "on"]) == 0
     out = capsys.readouterr().out
     assert "test-time mirroring on" in out and "Test-time mirroring: scoring" not in out
-    # auto decides on the validation split from the cached network, without training it again
+    # auto decides on the validation split from the cached network, without training it again; under
+    # its bar the saved file is the plain network
+    import benchmark.cli.transfer as cli
+
+    monkeypatch.setattr(cli, "MIRROR_MIN_GAIN", 1.0)
     keras.backend.clear_session()
     assert module.main(args) == 0
     out = capsys.readouterr().out
-    assert "Test-time mirroring: scoring" in out and "Training the head" not in out
-    assert json.loads((tmp_path / "transfer.json").read_text())["stages"][-1]["stage"] == "test-time mirroring"
+    assert "Test-time mirroring: scoring" in out and "Training the head" not in out and "not kept" in out
+    report = json.loads((tmp_path / "transfer.json").read_text())
+    assert report["test_mirroring"] is False and report["stages"][-1]["kept"] is False
+    assert "test_acc" not in report["stages"][-1]  # a dropped stage is not what was scored
+    keras.backend.clear_session()
+    layers = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True).layers
+    assert not any(layer.name == "reverse_width" for layer in layers)
+
+
+def test_prediction_shift_names_where_the_lost_images_go():
+    from benchmark.core.metrics import prediction_shift
+
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    before = np.array([0, 1, 2, 3, 4, 0])  # right on 5
+    after = np.array([6, 6, 2, 6, 1, 5])  # 0, 1, 3 -> class 6 and 4 -> 1 lost; 5 gained
+    shift = prediction_shift(labels, before, after)
+    assert shift["n_lost"] == 4 and shift["n_gained"] == 1 and shift["to_class"] == 6
+    assert shift["to_class_count"] == 3 and shift["to_class_share"] == 0.75
+    assert shift["class_share_before"] == 0.0 and shift["class_share_after"] == 0.5
+    assert prediction_shift(labels, before, before)["to_class"] is None
 
 
 def test_ensemble_weights_and_member_size():

@@ -7,16 +7,19 @@ exactly the grader's steps: load the file (safe mode), preprocess, evaluate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
 from . import exit_code, start
 
-# --mirror auto keeps test-time mirroring when it gains this much validation accuracy. It costs one more
-# pass per image; the ensemble's bar is 1 point for two more passes, so this is the same price per pass.
-MIRROR_MIN_GAIN = 0.005
 # An ensemble is saved only when it beats its main network alone by this much validation accuracy.
+# It is part of the ensemble's cache key: changing it trains the member heads again (on cached features).
 ENSEMBLE_MIN_GAIN = 0.01
+# --mirror auto keeps test-time mirroring when it gains this much validation accuracy. Mirroring
+# doubles the passes per image; the ensemble's bar prices two more passes (the earlier two-member
+# default) at 1 point, so this is the same price per pass for a single network.
+MIRROR_MIN_GAIN = 0.005
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true",
                    help="no mirroring: neither features of mirrored images nor random mirroring of maps")
     p.add_argument("--fine-tune", dest="fine_tune", action="store_true", default=None,
-                   help="fine-tune the last stage on cached maps (default: when the benchmark's top scorer is a "
+                   help="fine-tune the part above the cut on cached maps (default: when the benchmark's top scorer is a "
                         "finetune row, and for --backbone or without results)")
     p.add_argument("--no-fine-tune", dest="fine_tune", action="store_false",
                    help="train only the head on frozen features")
@@ -47,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shift the cached maps at random by up to this many cells each way while fine-tuning "
                         "(default 1; 0: no shifts)")
     p.add_argument("--cut", metavar="LAYER",
-                   help="fine-tune everything above this layer of the base (a layer name or '<layer>.input'; "
-                        "default: DenseNet121's pool3_pool, which trains conv4 and conv5; for other backbones the "
-                        "registry's cut at the input of the last stage)")
+                   help="fine-tune everything above this layer of the base (a layer name, '<layer>.input', or "
+                        "'a+b' for two tensors; default: DenseNet121's pool3_pool, which trains conv4 and conv5; for "
+                        "other backbones the registry's cut at the input of the last stage)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden units of the MLP head (default 1024)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--label-smoothing", type=float, default=0.1)
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", nargs="+", default=[], metavar="NAME",
                    help="backbones added as head-only members on cached frozen features, their probabilities "
                         "weighted on the validation split; the ensemble is saved only when it beats the single "
-                        "network by at least 1 point of validation accuracy (default: none, the single network)")
+                        "network by at least %(gain)s point of validation accuracy (default: none, the single "
+                        "network)" % {"gain": f"{ENSEMBLE_MIN_GAIN * 100:g}"})
     p.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
                    help="test-time mirroring inside the saved model: average each image's and its mirror image's "
                         "probabilities, at twice the inference time. auto (default): keep it when it gains at "
@@ -87,22 +91,29 @@ def _setup(args, echo=print):
     import backbones
 
     from ..core.data import load_cifar10, make_splits
+    from ..core.finetune import cut_tensors
     from ..core.store import Store
     from ..core.weights import weights_problem
     from ..transfer.ensemble import parse_member
     from ..transfer.select import choose_backbone, final_cut
     from ..transfer.train import Transfer, TransferConfig
 
+    if args.ft_shift < 0:
+        raise ValueError(f"--ft-shift is a number of map cells, 0 or more; got {args.ft_shift}")
     name, img_size, regime = choose_backbone(args.results, args.backbone, args.size, echo)
     spec = backbones.get(name)
+    tune = args.fine_tune if args.fine_tune is not None else regime == "finetune"
+    if args.cut and not tune:
+        raise ValueError(f"--cut {args.cut} needs fine-tuning, and "
+                         + ("--no-fine-tune turns it off: drop one of the two" if args.fine_tune is False else
+                            f"the chosen {spec.name} row is in the frozen regime: add --fine-tune"))
+    cut = (args.cut or final_cut(spec)) if tune else None
+    if cut:  # a wrong layer name: one line now, not after the data load (the architecture alone, no weights)
+        cut_tensors(backbones.build_base(spec.name, max(spec.min_size, 32)), cut)
     weights = backbones.resolve_weights(spec.name, args.weights_dir)
     if not weights.pretrained:
         raise ValueError(f"no pretrained weights for {spec.name}: put {spec.weights_filename} in the weights "
                          f"folder or pass --backbone with one that has weights")
-    tune = args.fine_tune if args.fine_tune is not None else regime == "finetune"
-    if args.cut and not tune:
-        raise ValueError(f"--cut {args.cut} needs fine-tuning; drop --no-fine-tune or --cut")
-    cut = (args.cut or final_cut(spec)) if tune else None
     members = [] if [m.lower() for m in args.ensemble] == ["none"] else \
         [parse_member(m, img_size) for m in args.ensemble]
     store = Store(args.cache_dir)
@@ -275,7 +286,7 @@ def _evaluate(output: str, test, preprocess_data, store, recheck: bool, quality:
 
 
 def _ensemble_kept(info: dict) -> bool:
-    return any(s["stage"] == "ensemble" and s.get("kept", True) for s in info.get("stages", []))
+    return any(s["stage"] == "ensemble" and s.get("kept") for s in info.get("stages", []))
 
 
 def _run(args, preprocess_data) -> int:
@@ -284,6 +295,8 @@ def _run(args, preprocess_data) -> int:
     import backbones
 
     from ..core.atomic import write_json, write_npz
+    from ..core.data import CLASSES
+    from ..core.metrics import prediction_shift
     from ..core.results import N_EXAMPLES, TRANSFER_JSON, TRANSFER_NPZ
     from ..core.progress import format_duration
 
@@ -295,30 +308,44 @@ def _run(args, preprocess_data) -> int:
     plain = _evaluate(args.output, test, preprocess_data, store, args.recheck)
     print(f"Test accuracy of {args.output}: {plain['accuracy']:.4f} (loss {plain['loss']:.4f}; "
           f"{plain['n_images']} images, {plain['seconds']:.0f}s).")
-    jpeg = {"plain": plain["accuracy"]}
-    for quality in args.jpeg_qualities:
-        jpeg[f"quality_{quality}"] = _evaluate(args.output, test, preprocess_data, store, args.recheck,
-                                               quality)["accuracy"]
+    jpeg, shift = {"plain": plain["accuracy"]}, None
+    for quality in sorted(args.jpeg_qualities):
+        found = _evaluate(args.output, test, preprocess_data, store, args.recheck, quality)
+        jpeg[f"quality_{quality}"] = found["accuracy"]
+        if shift is None:  # the strongest compression: where do the images it breaks go?
+            shift = {"quality": quality, **prediction_shift(test.y, plain["predictions"], found["predictions"])}
     if len(jpeg) > 1:
         spread = max(jpeg.values()) - min(jpeg.values())
         print(f"JPEG robustness: " + ", ".join(f"{k} {v:.4f}" for k, v in jpeg.items())
               + f"; spread {spread:.4f}" + (" (over a point: the model may lean on compression artefacts)"
                                             if spread > 0.01 else ""))
+    if shift and shift["to_class"] is not None:
+        name = CLASSES[shift["to_class"]]
+        print(f"  at quality {shift['quality']}: {shift['n_lost']} test images go from right to wrong "
+              f"({shift['n_gained']} the other way); {shift['to_class_share']:.0%} of them are called {name} "
+              f"({name}: {shift['class_share_before']:.1%} of all predictions on the plain images, "
+              f"{shift['class_share_after']:.1%} at quality {shift['quality']})")
+    # every setting, shift=0 included (as_dict leaves it out of cache keys only)
+    ft_settings = dataclasses.asdict(transfer.config.fine_tune()) if transfer.cut else None
+    saved_members = members if _ensemble_kept(info) else []
+    if shift is not None:
+        shift["to_class_name"] = CLASSES[shift["to_class"]] if shift["to_class"] is not None else None
     record = {
         "model_file": os.path.basename(args.output), "backbone": transfer.spec.name, "img_size": transfer.img_size,
-        "regime": "finetune" if transfer.cut else "frozen", "cut": transfer.cut,
-        "fine_tune_settings": transfer.config.fine_tune().as_dict() if transfer.cut else None, "members": members if _ensemble_kept(info) else [],
-        "test_mirroring": bool(info.get("test_mirroring")), "n_train": len(transfer.train), "n_val": len(transfer.val), "n_test": len(test),
+        "regime": "finetune" if transfer.cut else "frozen", "cut": transfer.cut, "fine_tune_settings": ft_settings,
+        "members": saved_members, "test_mirroring": bool(info.get("test_mirroring")),
+        "n_train": len(transfer.train), "n_val": len(transfer.val), "n_test": len(test),
         "val_acc": info.get("val_acc"), "test_acc": plain["accuracy"], "test_loss": plain["loss"],
         "file_size_mib": round(size_mib, 2), "inference_s": plain["seconds"], "inference_images": plain["n_images"],
         "inference_s_per_10000": round(plain["seconds"] * 10000 / plain["n_images"], 1),
-        "jpeg_robustness": jpeg, "stages": info.get("stages", []), "curves": info.get("curves", {}),
+        "jpeg_robustness": jpeg, "jpeg_shift": shift,
+        "stages": info.get("stages", []), "curves": info.get("curves", {}),
         "wall_s_this_run": round(time.perf_counter() - t_start, 1),
         "sha256": backbones.sha256_file(args.output),
     }
-    last = record["stages"][-1] if record["stages"] else {}
-    if last.get("kept", last.get("stage") == "ensemble"):
-        last["test_acc"] = plain["accuracy"]  # this stage's model is the saved file
+    kept = [stage for stage in record["stages"] if stage.get("kept")]
+    if kept:
+        kept[-1]["test_acc"] = plain["accuracy"]  # the last kept stage's model is the saved file
     folder = os.path.dirname(os.path.abspath(args.output))
     report = os.path.join(folder, TRANSFER_JSON)
     write_json(report, record)

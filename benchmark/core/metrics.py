@@ -50,3 +50,28 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
         "per_class": [None if np.isnan(v) else round(float(v), 4) for v in per_class],
         "confusion": cm.tolist(),
     }
+
+
+def prediction_shift(labels: np.ndarray, before: np.ndarray, after: np.ndarray, n_classes: int = 10) -> dict:
+    """Where the images go that a change of input (e.g. stronger JPEG compression) turns from right to wrong.
+
+    Args:
+        labels, before, after: class ids (N,): the truth, the predictions on the
+            original inputs and on the changed ones.
+
+    Returns:
+        `{"n_lost", "n_gained", "to_class", "to_class_count", "to_class_share",
+        "class_share_before", "class_share_after"}`: images right before and
+        wrong after (and the reverse), the class most of the lost ones are
+        now called, its count and share among them, and that class's share of
+        all predictions before and after. `to_class` is None when none is lost.
+    """
+    labels, before, after = (np.asarray(a) for a in (labels, before, after))
+    lost = (before == labels) & (after != labels)
+    counts = np.bincount(after[lost], minlength=n_classes)
+    to_class = int(counts.argmax()) if lost.any() else None
+    return {"n_lost": int(lost.sum()), "n_gained": int(((before != labels) & (after == labels)).sum()),
+            "to_class": to_class, "to_class_count": int(counts.max()) if lost.any() else 0,
+            "to_class_share": float(counts.max() / lost.sum()) if lost.any() else 0.0,
+            "class_share_before": float(np.mean(before == to_class)) if lost.any() else 0.0,
+            "class_share_after": float(np.mean(after == to_class)) if lost.any() else 0.0}

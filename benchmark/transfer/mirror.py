@@ -5,7 +5,9 @@ image. Keras has no deterministic flip layer (`RandomFlip` is the identity
 at inference, and `Lambda` does not load in safe mode), so the width axis is
 reversed by a frozen `Dense` layer whose kernel is the 32x32 anti-identity,
 applied between two `Permute`s. Each output is one input times 1.0 plus
-zeros, so the flip is exact. The model runs the network twice per image:
+zeros, so the flip is exact (also under a GPU's TF32 or bfloat16 matmuls for
+whole-number pixel values up to 255, which is what `preprocess_data` gives).
+The model runs the network twice per image:
 twice the inference time for whatever the validation split says it gains.
 """
 

@@ -1,11 +1,11 @@
 """Training the final model's main network on cached features and maps.
 
-For a backbone with a fine-tuning cut in the registry, the base below the cut
-stays frozen and its output maps are computed once and cached; the head is
-trained on the pooled features of the frozen base, then the last block and
-the head are fine-tuned together on the cached maps (mirrored at random).
-For other backbones, or without fine-tuning, only the head is trained, on
-features of the training images and of their mirror images.
+When fine-tuning, the base below the cut (`transfer.select.final_cut`, or
+`--cut`) stays frozen and its output maps are computed once and cached; the
+head is trained on the pooled features of the frozen base, then everything
+above the cut and the head are fine-tuned together on the cached maps
+(mirrored and shifted at random). Without fine-tuning only the head is
+trained, on features of the training images and of their mirror images.
 """
 
 from __future__ import annotations
