@@ -335,7 +335,7 @@ def _final_section(env: dict, figs: Figures) -> str:
     jpeg_txt = ""
     if len(jpeg) > 1:
         parts = ", ".join(f"{_e(k.replace('_', ' '))} {pct(v)}%" for k, v in jpeg.items())
-        lean = ("more than a point: the model depends on detail that stronger compression removes. Whether it also "
+        lean = ("more than a point: stronger compression changes the model's answers. Whether it also "
                 "leans on the artefacts of the quality-75 copy it was trained on cannot be told from re-encoding "
                 "alone; that needs the original, lossless test images" if t["jpeg_spread"] > 0.01 else
                 "within a point: the model does not lean on JPEG compression artefacts")
@@ -760,7 +760,7 @@ def figure_plan(frame: pd.DataFrame, env: dict, predictions: dict | None, final_
     plan += [
         Figure("final_curves", "fig_final_curves.png",
                "Training the final model: training and validation accuracy per epoch, the head on frozen features "
-               "and then the fine-tuned last stage.", None if t and t.get("curves") else no_transfer),
+               "and then the fine-tuned part above the cut.", None if t and t.get("curves") else no_transfer),
         Figure("final_confusion", "fig_final_confusion.png",
                "The final model's confusion matrix on the test images, each row as % of its true class, and its "
                "per-class accuracy with Wilson 95% intervals.", None if final_arrays is not None else no_arrays),
