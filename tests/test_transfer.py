@@ -19,6 +19,17 @@ def _module():
     return module
 
 
+def _random_weights(folder, *names, size: int = 48):
+    """`folder` holding random-weight `<Name>_notop_imagenet.weights.h5` files, as the weights folder."""
+    import keras
+
+    folder.mkdir()
+    for name in names:
+        getattr(keras.applications, name)(include_top=False, weights=None, input_shape=(size, size, 3),
+                                          pooling="avg").save_weights(str(folder / f"{name}_notop_imagenet.weights.h5"))
+    return folder
+
+
 def test_import_has_no_side_effects(tmp_path):
     code = ("import sys; sys.path.insert(0, %r); m = __import__('0-transfer'); "
             "assert callable(m.preprocess_data); "
@@ -60,10 +71,7 @@ def test_preprocess_data_errors(X, Y, message):
 def test_tiny_end_to_end(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     import keras
 
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg") \
-        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    weights = _random_weights(tmp_path / "weights", "MobileNetV2")
     monkeypatch.chdir(tmp_path)
     module = _module()
     rc = module.main(["--backbone", "mobilenetv2", "--size", "48", "--data-dir", tiny_cifar_dir,
@@ -212,10 +220,7 @@ def test_fine_tune_settings_without_shift_keep_their_keys():
 def test_every_backbone_has_a_cut_to_fine_tune_above(tiny_cifar_dir, tmp_path, capsys):
     import keras
 
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg") \
-        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    weights = _random_weights(tmp_path / "weights", "MobileNetV2")
     rc = _module().main(["--backbone", "MobileNetV2", "--size", "48", "--fine-tune", "--data-dir", tiny_cifar_dir,
                          "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
                          "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
@@ -279,11 +284,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path, capsys):
 def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     import keras
 
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    for name in ("MobileNetV2", "MobileNet"):
-        getattr(keras.applications, name)(include_top=False, weights=None, input_shape=(48, 48, 3),
-                                          pooling="avg").save_weights(str(weights / f"{name}_notop_imagenet.weights.h5"))
+    weights = _random_weights(tmp_path / "weights", "MobileNetV2", "MobileNet")
     monkeypatch.chdir(tmp_path)
     import benchmark.cli.transfer as cli
 
@@ -368,10 +369,7 @@ def test_mirrored_model_is_exact_and_loads_safely(tmp_path):
 def test_tiny_mirroring_on_then_from_the_cache(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     import keras
 
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3), pooling="avg") \
-        .save_weights(str(weights / "MobileNetV2_notop_imagenet.weights.h5"))
+    weights = _random_weights(tmp_path / "weights", "MobileNetV2")
     monkeypatch.chdir(tmp_path)
     module = _module()
     args = ["--backbone", "MobileNetV2", "--size", "48", "--no-fine-tune", "--data-dir", tiny_cifar_dir,

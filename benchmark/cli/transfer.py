@@ -108,8 +108,9 @@ def _setup(args, echo=print):
                          + ("--no-fine-tune turns it off: drop one of the two" if args.fine_tune is False else
                             f"the chosen {spec.name} row is in the frozen regime: add --fine-tune"))
     cut = (args.cut or final_cut(spec)) if tune else None
-    if cut:  # a wrong layer name: one line now, not after the data load (the architecture alone, no weights)
-        cut_tensors(backbones.build_base(spec.name, max(spec.min_size, 32)), cut)
+    if args.cut:  # a wrong layer name: one line now, not after the data load (the architecture alone, no weights;
+        # the registry's and FINAL_CUTS' cuts are tested, so a run without --cut skips this build)
+        cut_tensors(backbones.build_base(spec.name, max(spec.min_size, 32)), args.cut)
     weights = backbones.resolve_weights(spec.name, args.weights_dir)
     if not weights.pretrained:
         raise ValueError(f"no pretrained weights for {spec.name}: put {spec.weights_filename} in the weights "
