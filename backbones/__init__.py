@@ -9,12 +9,13 @@
 
 from .build import (PRECISIONS, WEIGHTS_ENV, WeightsSource, build_base, check_precision, check_size,
                     resolve_img_size, resolve_weights, sha256_file)
-from .layers import preprocessing_layers, upscaling_model
+from .layers import UPSCALE_LAYER, preprocessing_layers, upscaling_model
 from .registry import BackboneSpec, UnknownBackboneError, get, list_models, names
 
 __all__ = [
     "BackboneSpec",
     "PRECISIONS",
+    "UPSCALE_LAYER",
     "UnknownBackboneError",
     "WEIGHTS_ENV",
     "WeightsSource",

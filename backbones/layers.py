@@ -15,6 +15,9 @@ IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225])
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
 
+# The name `upscaling_model` gives its `Resizing` layer, for code that finds that layer in a built or saved model.
+UPSCALE_LAYER = "upscale"
+
 
 def preprocessing_layers(spec: BackboneSpec) -> list:
     """Layers mapping float RGB in 0..255, shape (..., 3), to the backbone's input.
@@ -49,7 +52,7 @@ def upscaling_model(spec: BackboneSpec, size: int, base, head, name: str | None 
     import keras
 
     inputs = keras.Input((32, 32, 3), name="cifar10_image")
-    x = keras.layers.Resizing(size, size, interpolation=spec.interpolation, name="upscale")(inputs)
+    x = keras.layers.Resizing(size, size, interpolation=spec.interpolation, name=UPSCALE_LAYER)(inputs)
     for layer in preprocessing_layers(spec):
         x = layer(x)
     base.trainable = False

@@ -1,5 +1,7 @@
+"""`python -m report`: the command line lives with the others, in benchmark.cli.report."""
+
 import sys
 
-from .cli import main
+from benchmark.cli.report import main
 
 sys.exit(main())

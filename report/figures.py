@@ -17,11 +17,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmark.core.data import CLASSES  # noqa: E402
-from benchmark.core.results import best_rows, top_scorer  # noqa: E402
+from benchmark.core.results import best_rows, prediction_key, top_scorer  # noqa: E402
 
 
 def frozen(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frozen regime's rows (a fine-tuned row's throughput is of the part below its cut only)."""
+    """The frozen regime's rows (a fine-tuned row's throughput is of the part below its cut only). A frame
+    built by hand without the regime column (as `ranked` allows) is all frozen; loaded results have it."""
     return frame[frame["regime"] == "frozen"] if "regime" in frame else frame
 
 
@@ -118,7 +119,7 @@ def accuracy_vs_throughput(frame: pd.DataFrame):
         ax.plot(front["samples_per_sec"], front["test_acc"] * 100, "-", color="tab:orange", lw=1.5,
                 label="Pareto front")
         top = top_scorer(frame)
-        if top is not None and top.get("regime", "frozen") == "frozen":
+        if top is not None and top["regime"] == "frozen":
             ax.plot([top["samples_per_sec"]], [top["test_acc"] * 100], "*", ms=16, mfc="gold", mec="k",
                     label="top scorer (validation rule)")
     ax.set_xscale("log")
@@ -226,7 +227,7 @@ def resolution_sweep(frame: pd.DataFrame):
 def regime_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     """(model, img_size) with both regimes scored: the frozen best head's and the fine-tuned test accuracy."""
     best = best_rows(frame)
-    if "regime" not in best or best.empty:
+    if best.empty:
         return pd.DataFrame()
     cols = ["model", "img_size", "test_acc", "test_ci_low", "test_ci_high", "val_acc"]
     a = best[best["regime"] == "frozen"][cols]
@@ -263,7 +264,7 @@ def ksl_points(frame: pd.DataFrame, regime: str, img_size: str | int = "best") -
     """One row per pretrained backbone for Kornblith et al.'s question: its ImageNet top-1 and its CIFAR-10
     accuracy in `regime`, at `img_size` (a number, "native", or "best": its best size by the top-scorer rule)."""
     rows = best_rows(frame)
-    rows = rows[rows["regime"] == regime] if "regime" in rows else rows
+    rows = rows[rows["regime"] == regime]
     if img_size == "native":
         import backbones
 
@@ -308,13 +309,7 @@ def confusion(frame: pd.DataFrame):
         ax.set_axis_off()
         return fig
     return confusion_figure(np.array(json.loads(top["confusion"]), dtype=float),
-                            f"{_label(top)} px, {top.get('regime', 'frozen')}, {top['head']} head")
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    cm = np.zeros((10, 10))
-    np.add.at(cm, (np.asarray(labels, int), np.asarray(predictions, int)), 1)
-    return cm
+                            f"{_label(top)} px, {top['regime']}, {top['head']} head")
 
 
 def confusion_figure(cm: np.ndarray, what: str):
@@ -378,13 +373,6 @@ def training_curves(record: dict):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def prediction_key(row) -> str:
-    """The examples.npz key of a results row's predictions (the runner writes the same)."""
-    tail = "finetune" if row.get("regime", "frozen") == "finetune" else row["head"]
-    precision = row.get("precision", "fp32")
-    return f"{row['model']}|{int(row['img_size'])}|{tail}" + ("" if precision in ("fp32", None) else f"|{precision}")
 
 
 def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict, n: int = 16):

@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -112,15 +113,16 @@ def test_chunks_resume_and_are_verified(cache, caplog):
 
 def test_head_results(cache, caplog):
     parts = {"features": "k", "head": {"kind": "linear"}}
-    assert cache.load_head(parts) is None
+    assert cache.lookup("heads", parts) is None
     result = {"val_acc": 0.5, "test_acc": 0.5, "test_ci_low": 0.4, "test_ci_high": 0.6, "per_class_acc": [0.5] * 10,
               "confusion": [[0] * 10] * 10, "test_pred": [0], "epochs": 3, "head_train_s": 0.1}
-    cache.save_head(parts, result)
-    assert cache.load_head(parts) == result
-    path = cache._head_path(make_key(parts))
+    cache.write("heads", parts, result)
+    assert cache.lookup("heads", parts) == result
+    path = cache.paths("heads", parts)[0]
+    assert path == os.path.join(cache.root, "heads", make_key(parts) + ".json")  # where older caches have them
     open(path, "w").write("{not json")
     with caplog.at_level(logging.WARNING, logger="benchmark"):
-        assert cache.load_head(parts) is None
+        assert cache.lookup("heads", parts) is None
 
 
 def test_unwritable_cache_is_a_clear_error(tmp_path):
@@ -134,16 +136,17 @@ def test_model_files(cache, tmp_path, caplog):
     src = tmp_path / "model.h5"
     src.write_bytes(b"weights" * 100)
     parts = {"backbone": "DenseNet121", "size": 224}
-    assert cache.load_model_file(parts) is None
-    cache.save_model_file(parts, str(src), {"val_acc": 0.9})
-    path, info = cache.load_model_file(parts)
+    assert cache.lookup("models", parts) is None
+    cache.write("models", parts, {"val_acc": 0.9}, lambda tmp: shutil.copyfile(src, tmp))
+    info = cache.lookup("models", parts)
+    path = info.pop("path")
     assert open(path, "rb").read() == src.read_bytes() and info == {"val_acc": 0.9}
-    assert cache.load_model_file({**parts, "size": 299}) is None
+    assert cache.lookup("models", {**parts, "size": 299}) is None
     with open(path, "r+b") as f:  # a flipped byte is caught by the checksum
         f.seek(10)
         f.write(b"X")
     with caplog.at_level(logging.WARNING, logger="benchmark"):
-        assert cache.load_model_file(parts) is None
+        assert cache.lookup("models", parts) is None
     assert "checksum mismatch" in caplog.text and not os.path.exists(path)
 
 
@@ -161,3 +164,54 @@ def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
     with atomic_path(str(target)) as tmp:
         open(tmp, "w").write("new")
     assert target.read_text() == "new"
+
+
+def test_memo_computes_once_and_stores_nothing_on_failure(cache):
+    calls = []
+    parts = {"model_sha256": "abc", "test": "fp", "jpeg_quality": None}
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": 0.5}
+
+    assert cache.memo("evaluations", parts, compute) == {"accuracy": 0.5}
+    assert cache.memo("evaluations", parts, compute) == {"accuracy": 0.5} and len(calls) == 1
+    with pytest.raises(RuntimeError):
+        cache.memo("evaluations", {**parts, "test": "other"}, lambda: (_ for _ in ()).throw(RuntimeError("x")))
+    assert cache.lookup("evaluations", {**parts, "test": "other"}) is None
+
+
+def test_model_sidecars_are_sealed_and_older_ones_still_read(cache, tmp_path, caplog):
+    parts = {"backbone": "DenseNet121", "size": 160}
+    found = cache.memo("models", parts, lambda: ({"val_acc": 0.9}, lambda tmp: open(tmp, "wb").write(b"m" * 64)))
+    meta_path, file_path = cache.paths("models", parts)
+    assert found == {"val_acc": 0.9, "path": file_path}
+    record = json.load(open(meta_path))
+    assert "meta_sha256" in record
+    record["result"]["val_acc"] = 0.99  # an edited sidecar: the seal no longer holds
+    json.dump(record, open(meta_path, "w"))
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        assert cache.lookup("models", parts) is None
+    assert "modified" in caplog.text and not os.path.exists(file_path)
+    # a sidecar written before the seal: {"key", "parts", "sha256", "info"}
+    open(file_path, "wb").write(b"m" * 64)
+    from backbones import sha256_file
+
+    json.dump({"key": make_key(parts), "parts": parts, "sha256": sha256_file(file_path), "info": {"val_acc": 0.8}},
+              open(meta_path, "w"))
+    assert cache.lookup("models", parts) == {"val_acc": 0.8, "path": file_path}
+
+
+def test_stale_temp_sweep_leaves_other_files_alone(tmp_path):
+    import time
+
+    root = tmp_path / "home"
+    (root / "features").mkdir(parents=True)
+    theirs = [root / ".bashrc.tmp", root / ".notes.abcdefgh.tmp", root / "features" / ".x.tmp-mine"]
+    ours = root / "features" / ".32px-train-x.npz.abcdefgh.tmp"
+    old = time.time() - 3 * 24 * 3600
+    for path in [*theirs, ours]:
+        path.write_text("x")
+        os.utime(path, (old, old))
+    assert Store(str(root)).remove_stale_temp() == 1
+    assert not ours.exists() and all(path.exists() for path in theirs)

@@ -109,9 +109,11 @@ def _trust_weights(fake_weights, cache_dir, name="MobileNet"):
     """A cached 'fits' verdict for the garbage file, so the up-front check passes and the job itself raises."""
     import backbones
 
+    from benchmark.core.keys import weights_parts
+    from benchmark.core.store import Store
+
     sha = backbones.sha256_file(os.path.join(fake_weights, f"{name}_notop_imagenet.weights.h5"))
-    os.makedirs(os.path.join(cache_dir, "weights-ok"), exist_ok=True)
-    open(os.path.join(cache_dir, "weights-ok", f"{name}-{sha}.ok"), "w").write("ok\n")
+    Store(str(cache_dir)).write("weights", weights_parts(name, sha), {"fits": True})
 
 
 def test_a_job_that_raises_is_retried_then_reported_and_the_sweep_goes_on(cluster, tiny_cifar_dir, fake_weights,

@@ -9,9 +9,9 @@ import pytest
 
 import backbones
 from benchmark.core.data import SplitRecipe
-from benchmark.core.features import ExtractJob, ensure_features
+from benchmark.core.features import BackboneJob, ensure_features
 from benchmark.core.finetune import FineTuneConfig
-from benchmark.core.finetuned import ensure_finetuned, load_finetuned
+from benchmark.core.networks import ensure_finetuned, load_finetuned
 from benchmark.core.store import Store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +21,7 @@ def test_finetuned_scores_are_measured_then_cached(tiny_cifar, tmp_path):
     recipe = SplitRecipe(n_val_holdout=100, n_train=120, n_val=40, n_test=40)
     splits = recipe.make(tiny_cifar)
     spec = backbones.get("MobileNet")
-    job = ExtractJob(spec.name, 32, backbones.WeightsSource("random"), splits=("train", "val", "test"), data=recipe,
+    job = BackboneJob(spec.name, 32, backbones.WeightsSource("random"), splits=("train", "val", "test"), data=recipe,
                      cache_dir=str(tmp_path), cut=spec.finetune_cut, batch_size=32,
                      finetune=FineTuneConfig(epochs=2, patience=1).as_dict())
     lines = []
@@ -43,21 +43,25 @@ def test_finetuned_scores_are_measured_then_cached(tiny_cifar, tmp_path):
 
 def test_other_settings_miss_the_cache(tiny_cifar, tmp_path):
     """The stored result is keyed on the fine-tuning settings and the seed, not only on the maps."""
-    from benchmark.core.finetuned import finetune_key
+    from benchmark.core.keys import finetune_parts
+    from benchmark.core.networks import FINETUNE_HEAD
 
-    job = ExtractJob("MobileNet", 32, backbones.WeightsSource("random"), splits=("train", "val", "test"),
+    def finetune_key(job, keys, seed):
+        return finetune_parts(keys, job.finetune, FINETUNE_HEAD.as_dict(), seed)
+
+    job = BackboneJob("MobileNet", 32, backbones.WeightsSource("random"), splits=("train", "val", "test"),
                      cut="conv_pw_11_relu", finetune=FineTuneConfig(epochs=2).as_dict())
     keys = {"train": "a", "val": "b", "test": "c"}
     store = Store(str(tmp_path))
-    store.save_head(finetune_key(job, keys, 0), {"val_acc": 1.0})
-    other = ExtractJob(**{**job.__dict__, "finetune": FineTuneConfig(epochs=3).as_dict()})
+    store.write("heads", finetune_key(job, keys, 0), {"val_acc": 1.0})
+    other = BackboneJob(**{**job.__dict__, "finetune": FineTuneConfig(epochs=3).as_dict()})
     assert finetune_key(other, keys, 0) != finetune_key(job, keys, 0)
     assert finetune_key(job, keys, 1) != finetune_key(job, keys, 0)
     assert finetune_key(job, {**keys, "train": "z"}, 0) != finetune_key(job, keys, 0)
 
 
 def test_a_job_without_settings_is_refused(tmp_path):
-    job = ExtractJob("MobileNet", 32, backbones.WeightsSource("random"), splits=("train",), cut="conv_pw_11_relu")
+    job = BackboneJob("MobileNet", 32, backbones.WeightsSource("random"), splits=("train",), cut="conv_pw_11_relu")
     with pytest.raises(ValueError, match="no cut or no fine-tuning settings"):
         ensure_finetuned(job, {}, Store(str(tmp_path)))
 

@@ -1,6 +1,7 @@
 import numpy as np
 
-from benchmark.core.heads import HeadConfig, build_head, train_head
+from benchmark.core.heads import HeadConfig, build_head
+from benchmark.core.networks import train_head
 from benchmark.core.metrics import bootstrap_ci, classification_report, confusion_matrix
 
 

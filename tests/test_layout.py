@@ -13,7 +13,7 @@ import pytest
 
 import backbones
 from benchmark.core.data import Split, SplitRecipe, splits_fingerprint
-from benchmark.core.features import ExtractJob, cached_features, ensure_features
+from benchmark.core.features import BackboneJob, cached_features, ensure_features
 from benchmark.core.heads import HEAD_VERSION, HeadConfig
 from benchmark.core.results import best_rows, top_scorer, write_results
 from benchmark.core.store import Store, make_key
@@ -50,7 +50,7 @@ def _weights(kind):
 def test_cache_keys_are_pinned(case):
     name, img_size, split, kind, batch_size, precision, cut = case
     x, y = _two_images()
-    job = ExtractJob(name, img_size, _weights(kind), splits=(split,), precision=precision, cut=cut,
+    job = BackboneJob(name, img_size, _weights(kind), splits=(split,), precision=precision, cut=cut,
                      batch_size=batch_size or 32)
     assert job.entry(Store("/nonexistent"), Split(split, x, y)).key == PINNED[case]
 
@@ -94,17 +94,17 @@ def test_report_and_transfer_name_the_same_top_scorer(tmp_path):
 
 
 def test_job_is_plain_data():
-    job = ExtractJob("MobileNetV2", 96, _weights("file"), splits=("train", "train-flip", "val"),
+    job = BackboneJob("MobileNetV2", 96, _weights("file"), splits=("train", "train-flip", "val"),
                      data=SplitRecipe("/data", n_val_holdout=100, n_train=200, seed=3), cache_dir="/cache",
                      cut=None, matmul_peak_gflops=200.0, peak_host="h")
-    assert ExtractJob.from_dict(json.loads(json.dumps(job.as_dict()))) == job
+    assert BackboneJob.from_dict(json.loads(json.dumps(job.as_dict()))) == job
     assert pickle.loads(pickle.dumps(job)) == job
 
 
 def test_ensure_features_then_cached(tiny_cifar, tmp_path):
     recipe = SplitRecipe(n_val_holdout=100, n_train=60, n_val=20, n_test=20)
     splits = recipe.make(tiny_cifar)
-    job = ExtractJob("MobileNetV3Small", 32, _weights("random"), splits=("train", "train-flip", "val"),
+    job = BackboneJob("MobileNetV3Small", 32, _weights("random"), splits=("train", "train-flip", "val"),
                      data=recipe, cache_dir=str(tmp_path), batch_size=16)
     assert all(found is None for found in cached_features(job, splits).values())
     made = ensure_features(job, splits, echo=lambda *_: None)
@@ -128,7 +128,7 @@ def _worker(job, tmp_path, env=None):
 
 def test_worker_process_does_its_job_alone(tiny_cifar, tiny_cifar_dir, tmp_path):
     recipe = SplitRecipe(tiny_cifar_dir, n_val_holdout=100, n_train=60, n_val=20, n_test=20)
-    job = ExtractJob("MobileNetV3Small", 32, _weights("random"), splits=("timing",), data=recipe,
+    job = BackboneJob("MobileNetV3Small", 32, _weights("random"), splits=("timing",), data=recipe,
                      cache_dir=str(tmp_path / "cache"), data_fingerprint=splits_fingerprint(recipe.make(tiny_cifar)),
                      batch_size=8, n_time_images=8, time_budget_s=1.0, matmul_peak_gflops=1.0, peak_host="elsewhere")
     out, report = _worker(job, tmp_path)
@@ -142,7 +142,7 @@ def test_worker_refuses_other_data_naming_host_and_path(tiny_cifar_dir, tmp_path
     import socket
 
     recipe = SplitRecipe(tiny_cifar_dir, n_val_holdout=100, n_train=60, n_val=20, n_test=20)
-    job = ExtractJob("MobileNetV3Small", 32, _weights("random"), splits=("timing",), data=recipe,
+    job = BackboneJob("MobileNetV3Small", 32, _weights("random"), splits=("timing",), data=recipe,
                      cache_dir=str(tmp_path / "cache"), data_fingerprint="0" * 64)
     out, report = _worker(job, tmp_path)
     assert out.returncode == 1 and not report["ok"] and "Traceback" not in out.stderr
@@ -171,9 +171,9 @@ def test_top_scorer_picks_across_regimes_and_a_tie_goes_to_frozen():
 def test_a_finetune_job_is_plain_data_with_the_same_map_keys():
     from benchmark.core.finetune import FineTuneConfig
 
-    job = ExtractJob("DenseNet121", 224, _weights("file"), splits=("train",), cut="pool4_pool",
+    job = BackboneJob("DenseNet121", 224, _weights("file"), splits=("train",), cut="pool4_pool",
                      finetune=FineTuneConfig(epochs=2).as_dict())
-    assert ExtractJob.from_dict(json.loads(json.dumps(job.as_dict()))) == job
+    assert BackboneJob.from_dict(json.loads(json.dumps(job.as_dict()))) == job
     x, y = _two_images()
-    plain = ExtractJob("DenseNet121", 224, _weights("file"), splits=("train",), cut="pool4_pool")
+    plain = BackboneJob("DenseNet121", 224, _weights("file"), splits=("train",), cut="pool4_pool")
     assert job.entry(Store("/x"), Split("train", x, y)).key == plain.entry(Store("/x"), Split("train", x, y)).key

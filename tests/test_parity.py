@@ -12,7 +12,7 @@ import pytest
 
 import backbones
 from benchmark.core.data import Split
-from benchmark.core.features import ExtractJob, ensure_features
+from benchmark.core.features import BackboneJob, ensure_features
 from benchmark.core.heads import HeadConfig, fit_head
 from benchmark.transfer.train import build_model
 
@@ -33,7 +33,7 @@ def test_cached_features_and_saved_model_agree(name, img_size, pretrained, real_
     splits = {"train": Split("train", real_cifar.x_train[:400], real_cifar.y_train[:400]),
               "test": Split("test", real_cifar.x_test[:200], real_cifar.y_test[:200])}
     base = backbones.build_base(name, img_size, weights)
-    job = ExtractJob(name, img_size, weights, splits=("train", "test"), cache_dir=str(tmp_path / "cache"))
+    job = BackboneJob(name, img_size, weights, splits=("train", "test"), cache_dir=str(tmp_path / "cache"))
     sets = ensure_features(job, splits, base=base, echo=lambda *_: None)
     head = fit_head(HeadConfig(kind="linear", max_epochs=30), (sets["train"].features, splits["train"].y),
                     (sets["test"].features, splits["test"].y))[0]

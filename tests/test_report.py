@@ -14,7 +14,7 @@ from benchmark.core.results import best_rows, load_environment, load_results
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import Runner
 from report import build_report
-from report.build import facts
+from report.load import facts
 from report.numbers import unsupported_numbers
 
 
@@ -108,9 +108,8 @@ def test_a_folder_with_fine_tuned_rows_only(tiny_results, tmp_path):
     assert unsupported_numbers(page, load_results(str(results)), facts(str(results))) == []
 
 
-def test_the_final_model_section_from_transfer_json(tiny_results, tmp_path):
-    """transfer.json and transfer.npz in the results folder add the final-model section and put its
-    predictions at the top; the figure numbers stay consecutive and every number is traced."""
+def _with_transfer(tiny_results, tmp_path):
+    """A copy of the results folder with a transfer.json and transfer.npz from 0-transfer.py."""
     import json as json_lib
 
     from benchmark.core.atomic import write_npz
@@ -141,6 +140,13 @@ def test_the_final_model_section_from_transfer_json(tiny_results, tmp_path):
               "curves": {"head": {"accuracy": [0.5, 0.7, 0.8, 0.85], "val_accuracy": [0.6, 0.75, 0.8, 0.81]},
                          "fine_tune": {"accuracy": [0.9, 0.95], "val_accuracy": [0.82, 0.83]}}}
     (results / "transfer.json").write_text(json_lib.dumps(record))
+    return results
+
+
+def test_the_final_model_section_from_transfer_json(tiny_results, tmp_path):
+    """transfer.json and transfer.npz in the results folder add the final-model section and put its
+    predictions at the top; the figure numbers stay consecutive and every number is traced."""
+    results = _with_transfer(tiny_results, tmp_path)
     page_path = build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)
     page = open(page_path).read()
     assert "<h2>The final model</h2>" in page and "Table 3." in page and "Robustness to compression" in page
@@ -299,7 +305,7 @@ def test_key_figure_labels_do_not_overlap_with_40_backbones():
 
 def test_epoch_ratio_figure_and_text(tiny_results, tmp_path):
     """A real (tiny) `python -m benchmark.epoch_ratio` run adds its figure and its numbers to the report."""
-    from benchmark.cli.epoch_ratio import main
+    from benchmark.epoch_ratio import main
     from benchmark.core.results import EPOCH_RATIO_FILE, load_epoch_ratio
 
     results = tmp_path / "results"
@@ -322,7 +328,7 @@ def test_epoch_ratio_figure_and_text(tiny_results, tmp_path):
 
 
 def test_epoch_ratio_cli_rejects_bad_input(tmp_path, capsys):
-    from benchmark.cli.epoch_ratio import main
+    from benchmark.epoch_ratio import main
 
     assert main(["--backbone", "NoSuchNet", "--out", str(tmp_path)]) == 2
     assert "NoSuchNet" in capsys.readouterr().err
@@ -330,3 +336,162 @@ def test_epoch_ratio_cli_rejects_bad_input(tmp_path, capsys):
     assert "at least 71" in capsys.readouterr().err
     assert not os.listdir(tmp_path)
 
+
+
+def _config_of(command: str):
+    """The RunConfig `python -m benchmark` makes of `command` (its flags after the program)."""
+    import shlex
+
+    from benchmark.cli.bench import build_parser, config_from_args
+
+    return config_from_args(build_parser().parse_args(shlex.split(command)[3:]))
+
+
+@pytest.mark.parametrize("config", [
+    RunConfig(backbones=("MobileNetV2",)),
+    RunConfig(backbones=("DenseNet121", "MobileNet"), img_sizes=(96, 160, "native"), isolate=True, out="r"),
+    RunConfig(backbones=tuple(__import__("backbones").names()), regimes=("frozen", "finetune"), isolate=True),
+    RunConfig(backbones=("Xception",), img_sizes=("native",), n_train=None, n_val=None, n_test=None,
+              n_time_images=256, isolate=True, data_dir="/data", weights_from="/w", cache_dir="/c"),
+    RunConfig(backbones=("MobileNetV2", "MobileNetV3Small"), img_sizes=(32, "native"), n_train=None, n_val=500,
+              n_test=None, n_val_holdout=4000, seed=3, batch_size=16, heads=("mlp",), n_time_images=400,
+              chunk_size=1024, precision="bf16", isolate=False),
+    RunConfig(backbones=("ResNet50",), time_only=True, isolate=True, executor="dask-local:2"),
+])
+def test_benchmark_command_round_trips(config):
+    """A run's recorded settings -> its command line -> the parser gives the same RunConfig (the folders
+    and the executor are the reader's own); only flags the parser needs are written."""
+    import dataclasses
+    import json
+
+    from benchmark.cli.bench import MACHINE_SETTINGS, command_line
+
+    recorded = json.loads(json.dumps(vars(config)))  # as environment.json holds it
+    command = command_line(recorded, config.out)
+    assert command.startswith("python -m benchmark ") and f"--out {config.out}" in command
+    parsed = _config_of(command)
+    assert dataclasses.replace(parsed, **{k: getattr(config, k) for k in MACHINE_SETTINGS}) == config
+    assert "--data-dir" not in command and "--executor" not in command
+    assert _config_of(command_line(recorded)).out == "results"  # without a folder: the parser's own
+
+
+def test_benchmark_command_writes_only_what_differs_from_the_parser():
+    from benchmark.cli.bench import command_line
+
+    quick = vars(RunConfig(backbones=("MobileNetV2",), isolate=True))
+    assert command_line(quick) == "python -m benchmark --backbones MobileNetV2"
+    assert command_line({**quick, "img_sizes": [160], "seed": 1}) == \
+        "python -m benchmark --backbones MobileNetV2 --sizes 160 --seed 1"
+    assert command_line({**quick, "n_train": None, "n_val": None, "n_test": None, "img_sizes": ["native"],
+                         "n_time_images": 256}) == "python -m benchmark --backbones MobileNetV2 --full"
+    assert command_line({**quick, "time_budget_s": 5.0}) is None  # no flag sets it: a run started from Python
+    assert command_line({"imported_from": "results.csv"}) is None and command_line({}) is None
+
+
+@pytest.mark.parametrize("record", [
+    {"backbone": "DenseNet121", "img_size": 160, "regime": "finetune", "cut": "pool3_pool",
+     "fine_tune_settings": {"batch_size": 64, "epochs": 5, "flip": True, "label_smoothing": 0.1,
+                            "learning_rate": 0.0001, "patience": 2, "shift": 1},
+     "members": [], "test_mirroring": False, "n_train": 45000, "n_val": 5000, "n_test": 10000,
+     "model_file": "cifar10.h5"},
+    {"backbone": "MobileNetV2", "img_size": 96, "regime": "finetune", "cut": "block_12_add",
+     "fine_tune_settings": {"batch_size": 64, "epochs": 3, "flip": False, "label_smoothing": 0.0,
+                            "learning_rate": 0.0003, "patience": 2, "shift": 0},
+     "members": ["MobileNet", "Xception"], "test_mirroring": True, "n_train": 2000, "n_val": 1000, "n_test": 500,
+     "model_file": "other.h5"},
+    {"backbone": "Xception", "img_size": 224, "regime": "frozen", "cut": None, "fine_tune_settings": None,
+     "members": [], "test_mirroring": True, "n_train": 45000, "n_val": 5000, "n_test": 10000},
+])
+def test_transfer_command_round_trips(record):
+    """transfer.json -> its 0-transfer.py command -> the parser gives back the recorded model's settings."""
+    import dataclasses
+    import shlex
+
+    from benchmark.cli.commands import transfer_command
+    from benchmark.cli.transfer import build_parser
+    from benchmark.transfer.train import TransferConfig
+
+    command = transfer_command(record)
+    assert command.startswith("python 0-transfer.py ")
+    args = build_parser().parse_args(shlex.split(command)[2:])
+    assert (args.backbone, int(args.size), args.cut) == (record["backbone"], record["img_size"], record["cut"])
+    assert args.fine_tune is (record["regime"] == "finetune") and args.ensemble == record["members"]
+    assert args.mirror == ("on" if record["test_mirroring"] else "off")
+    assert (args.train_size, args.val_holdout, args.test_size) == (record["n_train"], record["n_val"], record["n_test"])
+    assert args.output == record.get("model_file", "cifar10.h5")
+    if record["fine_tune_settings"]:
+        config = TransferConfig(ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, ft_shift=args.ft_shift,
+                                flip=not args.no_flip, label_smoothing=args.label_smoothing)
+        assert dataclasses.asdict(config.fine_tune()) == record["fine_tune_settings"]
+
+
+def test_transfer_command_writes_only_what_differs_from_the_parser():
+    """The measured default run: the flags whose recorded value the parser's default does not give."""
+    import json
+
+    from benchmark.cli.commands import transfer_command
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "measured", "transfer.json")) as f:
+        record = json.load(f)
+    assert transfer_command(record) == ("python 0-transfer.py --backbone DenseNet121 --size 160 --fine-tune --cut "
+                                        "pool3_pool --mirror off --train-size 45000 --test-size 10000")
+    assert transfer_command({}) is None
+
+
+def test_reproduction_and_the_final_result_from_the_command_line(tiny_results, tmp_path):
+    """`python -m report` passes the command lines' builders: the abstract states the final model's result,
+    the size rule quotes 0-transfer.py's own constant, and Reproduction gives each run's command from its
+    recorded settings, 0-transfer.py's from transfer.json, and the report's."""
+    import html as html_lib
+
+    from benchmark.cli.bench import MACHINE_SETTINGS
+    from benchmark.cli.report import main
+    from benchmark.transfer.select import FINAL_IMG_SIZE
+
+    results, out = _with_transfer(tiny_results, tmp_path), tmp_path / "out"
+    assert main(["--results", str(results), "--out", str(out), "--author", "A. Author"]) == 0
+    page = (out / "index.html").read_text()
+    abstract = page[page.index("<p class=abstract>"):page.index("<h2>Introduction</h2>")]
+    assert ("The final model that <code>0-transfer.py</code> trained, MobileNetV2 at 48 px, fine-tuned above "
+            "block_12_add, reaches <b>80.0%</b> test accuracy on 100 test images.") in abstract
+    assert f"at the scored size or {FINAL_IMG_SIZE} px, whichever is larger" in page
+    assert "native size, whichever" not in page
+    lines = html_lib.unescape(page[page.index("<pre>") + len("<pre>"):page.index("</pre>")]).splitlines()
+    run = [line.split("    #")[0] for line in lines if line.startswith("python -m benchmark ")]
+    assert len(run) == 1
+    recorded, parsed = load_environment(str(results))["config"], vars(_config_of(run[0]))
+    assert parsed["out"] == str(results)
+    assert all(parsed[k] == (tuple(v) if isinstance(v, list) else v) for k, v in recorded.items()
+               if k not in (*MACHINE_SETTINGS, "out"))
+    assert ("python 0-transfer.py --backbone MobileNetV2 --size 48 --fine-tune --cut block_12_add --mirror on "
+            "--train-size 200 --val-holdout 100 --test-size 100") in lines[1]
+    assert lines[-1] == f"python -m report --results {results} --out {out}"
+    assert unsupported_numbers(page, load_results(str(results)), facts(str(results), FINAL_IMG_SIZE)) == []
+
+
+def test_a_library_call_names_no_commands(built):
+    """Without the command lines' builders the page does not guess commands; it says so."""
+    page = open(built).read()
+    section = page[page.index("<h2>Reproduction</h2>"):page.index("<h2>References</h2>")]
+    assert "names no commands" in section and "<pre>" not in section and "python -m benchmark" not in section
+
+
+def test_every_value_from_the_results_folder_is_escaped(tiny_results, tmp_path):
+    """Markup in environment.json, transfer.json or epoch_ratio.json reaches the page as text."""
+    import json
+
+    results = _with_transfer(tiny_results, tmp_path)
+    env = json.loads((results / "environment.json").read_text())
+    env.update(cpu_count="<i>2</i>", cpu_model="<b>cpu</b>")
+    env["heads"]["mlp"]["hidden"] = "<u>512</u>"
+    (results / "environment.json").write_text(json.dumps(env))
+    record = json.loads((results / "transfer.json").read_text())
+    record.update(img_size="<s>48</s>", n_train="<em>200</em>")
+    record["jpeg_shift"]["quality"] = "<q>50</q>"
+    (results / "transfer.json").write_text(json.dumps(record))
+    page = open(build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)).read()
+    for raw in ("<i>2</i>", "<b>cpu</b>", "<u>512</u>", "<s>48</s>", "<em>200</em>", "<q>50</q>"):
+        assert raw not in page
+    assert "&lt;i&gt;2&lt;/i&gt;" in page and "&lt;s&gt;48&lt;/s&gt;" in page and "&lt;q&gt;50&lt;/q&gt;" in page
+    assert "&lt;u&gt;512&lt;/u&gt;" in page and "&lt;em&gt;200&lt;/em&gt;" in page and "&lt;b&gt;cpu" in page

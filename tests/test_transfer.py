@@ -286,7 +286,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
 
     weights = _random_weights(tmp_path / "weights", "MobileNetV2", "MobileNet")
     monkeypatch.chdir(tmp_path)
-    import benchmark.cli.transfer as cli
+    import benchmark.transfer.config as cli
 
     monkeypatch.setattr(cli, "ENSEMBLE_MIN_GAIN", -1.0)  # kept whatever random weights score
     module = _module()
@@ -395,7 +395,7 @@ def test_tiny_mirroring_on_then_from_the_cache(tiny_cifar_dir, tmp_path, monkeyp
     assert "test-time mirroring on" in out and "Test-time mirroring: scoring" not in out
     # auto decides on the validation split from the cached network, without training it again; under
     # its bar the saved file is the plain network
-    import benchmark.cli.transfer as cli
+    import benchmark.transfer.config as cli
 
     monkeypatch.setattr(cli, "MIRROR_MIN_GAIN", 1.0)
     keras.backend.clear_session()
@@ -434,3 +434,29 @@ def test_ensemble_weights_and_member_size():
         module.parse_member("Xception@299", 224)
     assert module.parse_member("xception@224", 224) == "Xception"
 
+
+
+@pytest.mark.parametrize("run", [
+    {},
+    {"backbone": "MobileNetV2", "img_size": 96, "n_train": 200, "n_test": 100, "fine_tune": False, "mirror": "off",
+     "jpeg_qualities": (), "training": {"hidden": 32, "epochs": 3, "flip": False, "seed": 4}},
+    {"backbone": "DenseNet121", "img_size": "native", "cut": "pool4_pool", "fine_tune": True, "ensemble": ("MobileNet",),
+     "output": "m.keras", "training": {"ft_shift": 0, "ft_lr": 3e-4, "label_smoothing": 0.0, "chunk_size": 512}},
+])
+def test_recorded_settings_give_the_exact_command(run):
+    """transfer.json's "settings" -> a command whose parsed FinalRun is the same run (folders aside)."""
+    import dataclasses
+    import shlex
+
+    from benchmark.cli.commands import transfer_command
+    from benchmark.cli.transfer import build_parser, run_from_args
+    from benchmark.transfer.config import FinalRun, TransferConfig
+
+    final = FinalRun(**{**run, "training": TransferConfig(**run.get("training", {})), "data_dir": "/d"})
+    command = transfer_command({"backbone": final.backbone, "settings": dataclasses.asdict(final)})
+    assert command.startswith("python 0-transfer.py")
+    again = run_from_args(build_parser().parse_args(shlex.split(command)[2:]))
+    assert dataclasses.replace(again, data_dir="/d", img_size=final.img_size) == final
+    assert str(again.img_size) == str(final.img_size) if final.img_size else again.img_size is None
+    if not run:
+        assert command == "python 0-transfer.py"  # the shipped model: every flag at its default

@@ -2,7 +2,8 @@
 
 * `python -m benchmark` (`bench`): the benchmark sweep;
 * `python 0-transfer.py` (`transfer`): the final model;
-* `python -m benchmark.epoch_ratio` (`epoch_ratio`): the cached-head measurement.
+* `python -m benchmark.epoch_ratio` (`benchmark/epoch_ratio.py`, beside `benchmark/__main__.py`): the cached-head
+  measurement.
 
 They share one rule for user errors: one line on stderr, exit code 2.
 """

@@ -197,6 +197,72 @@ def config_from_args(args) -> RunConfig:
     )
 
 
+# Where a run ran, not what it measured: the reader's own folders and cluster, left out of its command line.
+MACHINE_SETTINGS = ("data_dir", "weights_from", "cache_dir", "executor")
+
+
+def command_line(settings: dict, out: str | None = None) -> str | None:
+    """The shortest `python -m benchmark` command whose `config_from_args` has a recorded run's settings
+    (environment.json's "config", a RunConfig as a dict), with `--out out` when given; MACHINE_SETTINGS are
+    left to the reader. Flags are left out only where the parser gives the same RunConfig without them. None
+    for a run without backbones, or with a setting no flag gives (a RunConfig made in Python)."""
+    import dataclasses
+    import json
+    import shlex
+
+    from .commands import parse, shortest
+
+    if not settings.get("backbones"):
+        return None
+    parser = build_parser()
+    keys = [f.name for f in dataclasses.fields(RunConfig)
+            if f.name in settings and f.name not in MACHINE_SETTINGS and f.name != "out"] + (["out"] if out else [])
+    wanted = json.loads(json.dumps([{**settings, "out": out}[k] for k in keys]))
+
+    def config(tokens: list[str]) -> RunConfig | None:
+        args = parse(parser, tokens)
+        try:
+            return None if args is None else config_from_args(args)
+        except (ValueError, KeyError, FileNotFoundError):
+            return None
+
+    def outcome(tokens: list[str]) -> list | None:
+        found = config(tokens)
+        return None if found is None else json.loads(json.dumps([getattr(found, k) for k in keys]))
+
+    groups = _command_groups(settings, out)
+    if settings.get("n_time_images"):  # other flags scale --time-images (--full): ask the parser what 1 gives
+        probe = config([token for group in groups for token in group[-1]] + ["--time-images", "1"])
+        groups.insert(len(groups) - bool(out),
+                      ([], ["--time-images", str(settings["n_time_images"] // (probe.n_time_images if probe else 1))]))
+    command = shortest(parser.prog, groups, outcome, wanted)
+    if command is None:
+        return None
+    try:  # the flags' own consistency rules, which config_from_args leaves to main
+        check_flags(parse(parser, shlex.split(command)[3:]))
+    except ValueError:
+        return None
+    return command
+
+
+def _command_groups(s: dict, out: str | None) -> list:
+    """Each recorded setting's flag as alternatives for `commands.shortest`: left out first, explicit last."""
+    full = any(k in s and s[k] is None for k in ("n_train", "n_val", "n_test"))
+    values = (("n_train", "--train-size"), ("n_val", "--val-size"), ("n_test", "--test-size"),
+              ("n_val_holdout", "--val-holdout"), ("seed", "--seed"), ("batch_size", "--batch-size"),
+              ("chunk_size", "--chunk-size"), ("precision", "--precision"))
+    switches = (("--time-only", bool(s.get("time_only"))), ("--no-isolate", s.get("isolate") is False))
+    return [
+        (["--all"], ["--backbones", *s["backbones"]]),
+        *([([], ["--sizes", *(str(v) for v in s["img_sizes"])])] if s.get("img_sizes") else []),
+        *([([], ["--full"])] if full else []),
+        *[([], [flag, str(s[key])]) for key, flag in values if s.get(key) is not None],
+        *[([], [flag]) for flag, on in switches if on],
+        *[([], [flag, *s[key]]) for key, flag in (("heads", "--heads"), ("regimes", "--regime")) if s.get(key)],
+        *([(["--out", out],)] if out else []),
+    ]
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     start(args.verbose)
@@ -231,7 +297,9 @@ def main(argv=None) -> int:
                   f"and replaced {runner.replaced} (the same backbone, size, head, weights and data); earlier runs' "
                   f"rows stay (--fresh starts anew).")
         if not args.no_report and frame is not None:
-            page = build_report(config.out, report_dir, echo=lambda *_: None)
+            from .commands import for_report
+
+            page = build_report(config.out, report_dir, echo=lambda *_: None, commands=for_report())
             print(f"Report: {page}")
         for failure in runner.failures:
             print(f"failed: {failure['model']} @{failure['img_size']}px on {failure['host']}: {failure['error']}",

@@ -297,6 +297,11 @@ def timing_split(train: Split, n_images: int) -> Split:
     return Split("timing", train.x[:n], train.y[:n])
 
 
+def flip_left_right(x: np.ndarray) -> np.ndarray:
+    """Images `x` (N, H, W, C) mirrored left-right (the width axis reversed): a contiguous copy, same dtype."""
+    return np.ascontiguousarray(x[:, :, ::-1])
+
+
 def mirrored(split: Split) -> Split:
     """`split` flipped left-right, named `<name>-flip`: a free augmentation, cached like the rest."""
-    return Split(f"{split.name}-flip", np.ascontiguousarray(split.x[:, :, ::-1]), split.y)
+    return Split(f"{split.name}-flip", flip_left_right(split.x), split.y)

@@ -1,6 +1,6 @@
 """The one path to features: read them from the cache, else extract and save them.
 
-An `ExtractJob` names one unit of work as plain data: a backbone at one input
+A `BackboneJob` names one unit of work as plain data: a backbone at one input
 size and precision, its weights' identity, which images (a `SplitRecipe` and
 split names), the fine-tuning cut if any, and the cache root. It pickles and
 round-trips through JSON, so it can go to a worker process or another
@@ -30,7 +30,8 @@ from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extracto
 from .finetune import split_base
 from .flops import count_flops
 from .progress import Progress, format_duration
-from .store import FeatureEntry, Store, feature_key_parts
+from .keys import feature_parts
+from .store import FeatureEntry, Store
 
 TIMING = "timing"  # the split name of timing-only entries (no features kept)
 FLIP = "-flip"  # suffix of a mirrored split, e.g. "train-flip"
@@ -41,8 +42,9 @@ class WeightsUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ExtractJob:
-    """One (backbone, img_size) extraction: everything a worker needs, as plain data.
+class BackboneJob:
+    """One unit of a worker's work, as plain data: a backbone's features (or its maps below a cut) at one
+    img_size, extracted or read from the cache, and, with `finetune`, the network fine-tuned above the cut.
 
     Attributes:
         backbone: registry name.
@@ -58,7 +60,7 @@ class ExtractJob:
         precision: "fp32" or "bf16".
         cut: a registry `finetune_cut`: extract the maps below it instead of pooled features.
         finetune: `FineTuneConfig` settings as a dict: after extracting, fine-tune
-            above the cut and store the scores (`benchmark.core.finetuned`); None: features only.
+            above the cut and store the scores (`benchmark.core.networks.ensure_finetuned`); None: features only.
         batch_size, chunk_size: extraction batch and resumable chunk, in images.
         n_time_images, time_budget_s: the timing-only split's size and time cap.
         matmul_peak_gflops, peak_host: the fp32 matmul peak measured on `peak_host`;
@@ -93,16 +95,16 @@ class ExtractJob:
         return f"{split}@{self.cut}" if self.cut else split
 
     def entry(self, store: Store, split: Split) -> FeatureEntry:
-        parts = feature_key_parts(self.spec, self.weights, split,
-                                  self.batch_size if split.name == TIMING else None, self.precision, self.cut)
+        parts = feature_parts(self.spec, self.weights, split,
+                              self.batch_size if split.name == TIMING else None, self.precision, self.cut)
         return store.features(self.spec.name, self.img_size, self.entry_name(split.name), parts)
 
     def as_dict(self) -> dict:
-        """JSON-ready; `ExtractJob.from_dict` inverts it."""
+        """JSON-ready; `BackboneJob.from_dict` inverts it."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ExtractJob":
+    def from_dict(cls, d: dict) -> "BackboneJob":
         return cls(**{**d, "weights": WeightsSource(**d["weights"]), "data": SplitRecipe(**d["data"]),
                       "splits": tuple(d["splits"])})
 
@@ -122,7 +124,7 @@ class FeatureSet:
     from_cache: bool
 
 
-def select_splits(job: ExtractJob, splits: dict[str, Split]) -> dict[str, Split]:
+def select_splits(job: BackboneJob, splits: dict[str, Split]) -> dict[str, Split]:
     """The job's splits, derived from train/val/test where needed (timing, mirrored)."""
     out = {}
     for name in job.splits:
@@ -138,7 +140,7 @@ def select_splits(job: ExtractJob, splits: dict[str, Split]) -> dict[str, Split]
     return out
 
 
-def _lookup(job: ExtractJob, images: dict[str, Split], store: Store) -> dict:
+def _lookup(job: BackboneJob, images: dict[str, Split], store: Store) -> dict:
     """`{split: (entry, FeatureSet or None)}`, each entry read and verified once."""
     entries = {name: job.entry(store, split) for name, split in images.items()}
     found = {name: entry.load() for name, entry in entries.items()}
@@ -146,13 +148,13 @@ def _lookup(job: ExtractJob, images: dict[str, Split], store: Store) -> dict:
             for name, hit in found.items()}
 
 
-def in_cache(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> bool:
+def in_cache(job: BackboneJob, splits: dict[str, Split], store: Store | None = None) -> bool:
     """True when every split of the job has a finished entry, without reading (or verifying) it."""
     store = store or Store(job.cache_dir)
     return all(os.path.exists(job.entry(store, split).meta_path) for split in select_splits(job, splits).values())
 
 
-def cached_meta(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> dict:
+def cached_meta(job: BackboneJob, splits: dict[str, Split], store: Store | None = None) -> dict:
     """`{split: FeatureSet with empty arrays, or None}`: the cached entries' metadata only. The runner
     needs no more for a fine-tuned job (its scores are in the head store), and the maps can be GBs."""
     store = store or Store(job.cache_dir)
@@ -165,13 +167,13 @@ def cached_meta(job: ExtractJob, splits: dict[str, Split], store: Store | None =
     return out
 
 
-def cached_features(job: ExtractJob, splits: dict[str, Split], store: Store | None = None) -> dict:
+def cached_features(job: BackboneJob, splits: dict[str, Split], store: Store | None = None) -> dict:
     """`{split: FeatureSet or None}`: what the cache holds for the job, verified, without building anything."""
     looked_up = _lookup(job, select_splits(job, splits), store or Store(job.cache_dir))
     return {name: found for name, (_, found) in looked_up.items()}
 
 
-def ensure_features(job: ExtractJob, splits: dict[str, Split] | None = None, base=None, echo=print,
+def ensure_features(job: BackboneJob, splits: dict[str, Split] | None = None, base=None, echo=print,
                     store: Store | None = None) -> dict[str, FeatureSet]:
     """The job's features: from the cache where present, the rest extracted now and saved.
 
@@ -197,7 +199,7 @@ def ensure_features(job: ExtractJob, splits: dict[str, Split] | None = None, bas
     return out
 
 
-def build_job_base(job: ExtractJob):
+def build_job_base(job: BackboneJob):
     """The job's base, built; `WeightsUnavailable` when its ImageNet weights cannot be downloaded."""
     try:
         return backbones.build_base(job.backbone, job.img_size, job.weights, precision=job.precision)
@@ -208,7 +210,7 @@ def build_job_base(job: ExtractJob):
                                  f"({type(err).__name__}: {str(err)[:200]})") from err
 
 
-def _extract(job: ExtractJob, missing: dict, base, echo) -> dict[str, FeatureSet]:
+def _extract(job: BackboneJob, missing: dict, base, echo) -> dict[str, FeatureSet]:
     """Extracts and saves `missing` (split name -> (images, entry)), resuming finished chunks."""
     sysinfo.reset_peak_rss()
     t0 = time.perf_counter()
@@ -227,7 +229,7 @@ def _extract(job: ExtractJob, missing: dict, base, echo) -> dict[str, FeatureSet
     return out
 
 
-def _extract_with(job: ExtractJob, base, missing: dict, progress: Progress) -> tuple[dict[str, FeatureSet], int]:
+def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress) -> tuple[dict[str, FeatureSet], int]:
     bottom = split_base(base, job.cut)[0] if job.cut else base
     hw = {"flops_per_img": count_flops(bottom), "matmul_peak_gflops": job.matmul_peak_gflops,
           "host": socket.gethostname(), "device": sysinfo.device_name()}

@@ -226,7 +226,7 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
 
     Args:
         top: the part of the base above the cut (from `split_base`).
-        head: a head from `benchmark.heads.fit_head`, already trained on
+        head: a head from `benchmark.core.heads.fit_head`, already trained on
             the frozen features (a good start keeps the block from drifting).
         train, val: `(maps (N, h, w, c) float16/float32, labels (N,))`.
         config: the stage's settings.

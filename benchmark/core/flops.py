@@ -12,9 +12,10 @@ import time
 import numpy as np
 
 
-def _conv_layers(model):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        yield layer
+def _all_layers(model):
+    """Every layer inside `model`, nested models' layers included (the model itself excluded); the
+    caller picks the ones that cost FLOPs."""
+    yield from model._flatten_layers(include_self=False, recursive=True)
 
 
 def _output_shape(layer):
@@ -31,7 +32,7 @@ def count_flops(model) -> int:
     import keras
 
     total = 0
-    for layer in _conv_layers(model):
+    for layer in _all_layers(model):
         out = _output_shape(layer)
         if out is None:
             continue

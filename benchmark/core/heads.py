@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .metrics import accuracy, classification_report
 
 HEADS = ("linear", "mlp")
 # Bump when training changes, so cached head results are retrained.
@@ -90,32 +89,3 @@ def fit_head(config: HeadConfig, train: tuple, val: tuple, seed: int = 0, label_
                         epochs=config.max_epochs, batch_size=config.batch_size, callbacks=[stop],
                         verbose=verbose, shuffle=True)
     return model, len(history.history["loss"]), time.perf_counter() - t0
-
-
-def train_head(config: HeadConfig, train: tuple, val: tuple, test: tuple, seed: int = 0) -> dict:
-    """Trains one head and measures it.
-
-    Args:
-        config: the head's settings.
-        train, val, test: `(features (N, D), labels (N,))` pairs.
-        seed: seeds Keras, numpy and Python, and the bootstrap.
-
-    Returns:
-        A dict with `val_acc`, `test_acc`, `test_ci_low`, `test_ci_high`,
-        `per_class_acc`, `confusion`, `epochs`, `head_train_s`.
-    """
-    model, epochs, train_s = fit_head(config, train, val, seed)
-    val_pred = model.predict(np.asarray(val[0], np.float32), batch_size=1024, verbose=0).argmax(axis=1)
-    test_pred = model.predict(np.asarray(test[0], np.float32), batch_size=1024, verbose=0).argmax(axis=1)
-    report = classification_report(test[1], test_pred, seed=seed)
-    return {
-        "val_acc": accuracy(val_pred, val[1]),
-        "test_acc": report["accuracy"],
-        "test_ci_low": report["ci_low"],
-        "test_ci_high": report["ci_high"],
-        "per_class_acc": report["per_class"],
-        "confusion": report["confusion"],
-        "test_pred": test_pred.astype(int).tolist(),
-        "epochs": epochs,
-        "head_train_s": train_s,
-    }

@@ -191,6 +191,14 @@ def write_examples(out_dir: str, test, predictions: dict) -> None:
     write_npz(os.path.join(out_dir, "examples.npz"), **arrays)
 
 
+def prediction_key(row) -> str:
+    """examples.npz's key of a results row's predictions (a dict or a pandas row): "model|img_size|head",
+    "finetune" in place of the head for that regime, and "|precision" after it for other than fp32."""
+    tail = "finetune" if row["regime"] == "finetune" else row["head"]
+    return f"{row['model']}|{int(row['img_size'])}|{tail}" + ("" if row["precision"] == "fp32" else
+                                                              f"|{row['precision']}")
+
+
 def load_examples(out_dir: str) -> tuple:
     """`(images uint8 (n, 32, 32, 3), labels (n_test,), {"model|img_size|head": predictions (n_test,)})`;
     the images are the first n of the test images the labels belong to."""

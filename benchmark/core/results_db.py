@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pathlib
 import socket
 import sqlite3
 import time
@@ -34,6 +35,9 @@ CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id IN
                                  key TEXT NOT NULL, row TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS rows_key ON rows(key);
 """
+
+# Per key, its first and its newest row's id: the exports hold the newest row of every key.
+LATEST_IDS = "SELECT key, MIN(id) AS first, MAX(id) AS last FROM rows GROUP BY key"
 
 
 def _plain(value):
@@ -116,8 +120,7 @@ class ResultsDB:
 
     def latest(self) -> list[dict]:
         """The newest row of every key, in the order the keys first appeared."""
-        query = ("SELECT r.row FROM rows AS r JOIN (SELECT key, MIN(id) AS first, MAX(id) AS last FROM rows "
-                 "GROUP BY key) AS k ON r.id = k.last ORDER BY k.first")
+        query = f"SELECT r.row FROM rows AS r JOIN ({LATEST_IDS}) AS k ON r.id = k.last ORDER BY k.first"
         return [json.loads(row) for (row,) in self.conn.execute(query)]
 
     def add(self, run_id: int, rows: list[dict], environment: dict | None = None) -> tuple[int, int, pd.DataFrame]:
@@ -139,3 +142,22 @@ def remove_results(out_dir: str) -> None:
                  "examples.npz"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(out_dir, name))
+
+
+def live_runs(out_dir: str) -> list[dict]:
+    """The environments of the runs whose rows the exports still hold (not superseded), oldest first; [] for a
+    folder without a database or with an unreadable one. Opened read-only: a reader never writes a results folder."""
+    path = os.path.join(out_dir, DB_FILE)
+    if not os.path.exists(path):
+        return []
+    query = (f"SELECT environment FROM runs WHERE id IN (SELECT DISTINCT r.run_id FROM rows AS r JOIN ({LATEST_IDS}) "
+             f"AS k ON r.id = k.last) ORDER BY id")
+    try:
+        conn = sqlite3.connect(pathlib.Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            found = conn.execute(query).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return []
+    return [json.loads(env) for (env,) in found]

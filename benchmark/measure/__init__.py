@@ -1,1 +1,1 @@
-"""Measurements beside the sweep: `epoch_ratio`, a cached-head epoch against an end-to-end one."""
+"""Measurements beside the sweep: `epoch_cost`, a cached-head epoch against an end-to-end one."""

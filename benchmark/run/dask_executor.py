@@ -1,7 +1,7 @@
 """Jobs on Dask distributed: `--executor dask-local:N`, `dask-local:gpus`, `dask://HOST:PORT`.
 
 Imported only when `--executor` asks for Dask (`pip install -r requirements-dask.txt`).
-Each job is plain data (`ExtractJob.as_dict()`); the Dask task runs it in a
+Each job is plain data (`BackboneJob.as_dict()`); the Dask task runs it in a
 fresh `python -m benchmark.run.worker` process on the worker's machine (Dask
 workers are daemonic, so they cannot fork through `multiprocessing`), which
 also gives every job a fresh TensorFlow. A task that raises is retried once
@@ -21,8 +21,8 @@ import uuid
 
 import distributed
 
-from ..core.features import ExtractJob
-from .executor import JobFailed, run_in_subprocess
+from ..core.features import BackboneJob
+from .executor import Executor, JobFailed, run_in_subprocess
 
 CONNECT_TIMEOUT_S = 10
 
@@ -78,7 +78,7 @@ TASK = "__import__('benchmark.run.dask_executor', fromlist=['run_job_task']).run
 
 
 class TaskFuture:
-    """A `distributed.Future` whose `result()` raises `JobFailed` for a failed job."""
+    """A `distributed.Future` whose `result()` raises `JobFailed` for a failed job (a `JobFuture`)."""
 
     def __init__(self, future):
         self.future = future
@@ -101,8 +101,8 @@ class TaskFuture:
             raise JobFailed(failure["message"], failure.get("error_type", ""), failure.get("host")) from None
 
 
-class DaskExecutor:
-    """`submit(job)` -> a `distributed.Future` of the worker's report.
+class DaskExecutor(Executor):
+    """`submit(job)` -> a `TaskFuture` (wrapping a `distributed.Future`) of the worker's report.
 
     Args:
         address: a running scheduler (`tcp://HOST:PORT`, `tls://...`); None
@@ -142,7 +142,7 @@ class DaskExecutor:
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                         host="127.0.0.1", dashboard_address=None)
 
-    def submit(self, job: ExtractJob) -> TaskFuture:
+    def submit(self, job: BackboneJob) -> TaskFuture:
         key = f"extract {job.backbone} @{job.img_size}px {uuid.uuid4().hex[:8]}"
         self.names[key] = f"{job.backbone} @{job.img_size}px"
         return TaskFuture(self.client.submit(eval, TASK, {"job": job.as_dict()}, key=key, pure=False, retries=1))
@@ -157,9 +157,11 @@ class DaskExecutor:
         return sorted(self.client.scheduler_info()["workers"])
 
     def cancel(self, futures) -> None:
+        """Cancels the jobs of `futures` on the scheduler: queued ones never start."""
         self.client.cancel([f.future for f in futures if isinstance(f, TaskFuture)])
 
     def close(self) -> None:
+        """Closes the client, and the local cluster when this executor started one."""
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -1,6 +1,9 @@
-"""Executors: where an `ExtractJob` runs. The interface is one method,
-`submit(job) -> concurrent.futures.Future` of the worker's report, so another
-engine (a cluster scheduler) needs only an adapter of its own.
+"""Executors: where an `BackboneJob` runs. The interface is `Executor`: `submit(job)`
+returns a future of the worker's report (`JobFuture`); `max_pending`, `status`,
+`cancel` and `close` have defaults that fit an executor which finishes each job
+inside `submit`. Another engine (a cluster scheduler) needs only an adapter of
+its own: `ProcessExecutor` and `InlineExecutor` here, `DaskExecutor` in
+`dask_executor`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+from abc import ABC, abstractmethod
 from concurrent.futures import Future
+from typing import Protocol
 
 from ..core.data import Split
-from ..core.features import ExtractJob, WeightsUnavailable
+from ..core.features import BackboneJob, WeightsUnavailable
 from .worker import run_job
 
 # The folder that holds the `benchmark` package, so a worker imports the same code from any working folder.
@@ -37,15 +42,50 @@ def is_download_failure(err: BaseException) -> bool:
     return isinstance(err, WeightsUnavailable) or getattr(err, "error_type", "") == WeightsUnavailable.__name__
 
 
-class InlineExecutor:
-    """Runs each job in this process, on the images the runner already holds (`--no-isolate`)."""
+class JobFuture(Protocol):
+    """What `Executor.submit` returns: a `concurrent.futures.Future`, or an adapter with the same two methods."""
 
-    max_pending = 1  # jobs the runner may have submitted and not yet collected
+    def done(self) -> bool:
+        """True once the job has finished, well or not."""
+
+    def result(self, timeout: float | None = None) -> dict:
+        """The worker's report; raises TimeoutError while the job still runs after `timeout` seconds, and the
+        job's failure (`JobFailed`, or the exception itself in process) when it failed."""
+
+
+class Executor(ABC):
+    """Where the runner sends its jobs: everything the runner calls on an executor.
+
+    Only `submit` has no default. The defaults fit an executor that runs each
+    job to its end inside `submit`: one job in flight, nothing to report or
+    cancel while waiting, nothing to release.
+    """
+
+    max_pending: int = 1
+    """Jobs the runner may have submitted and not yet collected (its submit-ahead window)."""
+
+    @abstractmethod
+    def submit(self, job: BackboneJob) -> JobFuture:
+        """Starts `job` (or runs it to its end) and returns the future of the worker's report."""
+
+    def status(self) -> str:
+        """One line on the jobs in flight, for the runner's progress line while it waits on a future."""
+        return "waiting for the job"
+
+    def cancel(self, futures: list[JobFuture]) -> None:
+        """Drops submitted jobs that have not started (on Ctrl-C); by default there are none."""
+
+    def close(self) -> None:
+        """Releases what the executor holds (a cluster, a client); called once by the runner that made it."""
+
+
+class InlineExecutor(Executor):
+    """Runs each job in this process, on the images the runner already holds (`--no-isolate`)."""
 
     def __init__(self, splits: dict[str, Split], echo=print):
         self.splits, self.echo = splits, echo
 
-    def submit(self, job: ExtractJob) -> Future:
+    def submit(self, job: BackboneJob) -> Future:
         future: Future = Future()
         try:
             future.set_result(run_job(job, self.splits, self.echo))
@@ -54,7 +94,7 @@ class InlineExecutor:
         return future
 
 
-class ProcessExecutor:
+class ProcessExecutor(Executor):
     """One fresh `python -m benchmark.run.worker` process per job, one at a time (the default).
 
     The worker's output goes to this process's stdout and stderr. On Ctrl-C the
@@ -62,9 +102,7 @@ class ProcessExecutor:
     cache, and the KeyboardInterrupt goes on to the caller.
     """
 
-    max_pending = 1
-
-    def submit(self, job: ExtractJob) -> Future:
+    def submit(self, job: BackboneJob) -> Future:
         future: Future = Future()
         try:
             future.set_result(run_in_subprocess(job.as_dict()))
@@ -74,7 +112,7 @@ class ProcessExecutor:
 
 
 def run_in_subprocess(job: dict) -> dict:
-    """Runs the job (`ExtractJob.as_dict()`) in a fresh worker process here and returns its report.
+    """Runs the job (`BackboneJob.as_dict()`) in a fresh worker process here and returns its report.
 
     Raises:
         JobFailed: with the worker's error, or its exit code when it wrote no report.

@@ -53,13 +53,13 @@ def head_params(kind: str, feature_dim: int, n_classes: int = 10) -> int:
 
 
 def finetuned_row(shared: dict, result: dict) -> dict:
-    """The fine-tuned regime's row (`benchmark.core.finetuned.ensure_finetuned`'s result): an mlp head."""
+    """The fine-tuned regime's row (`benchmark.core.networks.ensure_finetuned`'s result): an mlp head."""
     return {**head_row(shared, "mlp", result), "regime": "finetune", "ft_epochs": result["ft_epochs"],
             "ft_train_s": round(result["ft_train_s"], 3), "trainable_params": result["trainable_params"]}
 
 
 def head_row(shared: dict, kind: str, result: dict, feature_dim: int | None = None) -> dict:
-    """A row for one trained head (`benchmark.core.heads.train_head`'s result)."""
+    """A row for one trained head (`benchmark.core.networks.ensure_head`'s result)."""
     return {**shared, "head": kind, "regime": "frozen",
             "trainable_params": head_params(kind, feature_dim) if feature_dim else None, "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
             "test_ci_low": round(result["test_ci_low"], 4), "test_ci_high": round(result["test_ci_high"], 4),

@@ -27,13 +27,14 @@ import backbones
 from ..core import sysinfo
 from ..core.atomic import probe_writable
 from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
-from ..core.features import TIMING, ExtractJob, FeatureSet, cached_features, cached_meta, in_cache
+from ..core.features import TIMING, BackboneJob, FeatureSet, cached_features, cached_meta, in_cache
 from ..core.finetune import FineTuneConfig
-from ..core.finetuned import SCORED, load_finetuned
 from ..core.flops import matmul_peak_gflops
-from ..core.heads import HEAD_VERSION, HEADS, HeadConfig, train_head
+from ..core.heads import HEADS, HeadConfig
+from ..core.keys import SCORED
+from ..core.networks import ensure_head, load_finetuned
 from ..core.progress import format_duration
-from ..core.results import write_examples
+from ..core.results import prediction_key, write_examples
 from ..core.results_db import ResultsDB
 from ..core.store import Store
 from ..core.weights import weights_problem
@@ -51,7 +52,7 @@ DISTURBED_PCT = 130
 class Prepared:
     """A run's setup, made once by the runner: the plan, the images, the weights and the environment."""
 
-    pairs: list  # (spec, img_size, regime)
+    tasks: list  # (spec, img_size, regime): one job each
     splits: dict[str, Split]
     recipe: SplitRecipe
     data_fingerprint: str
@@ -94,12 +95,12 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
         "finetune": FineTuneConfig().as_dict() if "finetune" in config.regimes else None,
         "schema": "one row per (model, img_size, regime, head); see benchmark/core/results.py COLUMNS",
     }
-    pairs = with_regimes(planned, config, weights)
-    return Prepared(pairs, splits, recipe, splits_fingerprint(splits), weights, environment, bad_weights)
+    tasks = with_regimes(planned, config, weights)
+    return Prepared(tasks, splits, recipe, splits_fingerprint(splits), weights, environment, bad_weights)
 
 
 def with_regimes(planned: list, config: RunConfig, weights: dict) -> list:
-    """`(spec, img_size, regime)` items: a frozen one per pair, and a finetune one where asked and possible
+    """`(spec, img_size, regime)` items: a frozen one per (spec, img_size) pair, and a finetune one where asked and possible
     (pretrained weights, a registry cut, not --time-only). A backbone without weights is still timed."""
     items = []
     for spec, img_size in planned:
@@ -113,9 +114,9 @@ def with_regimes(planned: list, config: RunConfig, weights: dict) -> list:
 
 @dataclass
 class Pending:
-    """A pair in flight: its job, and either the executor's future or `cached` (read when its turn comes)."""
+    """A task in flight: its job, and either the executor's future or `cached` (read when its turn comes)."""
 
-    job: ExtractJob
+    job: BackboneJob
     cached: bool = False
     future: object = None
 
@@ -153,49 +154,49 @@ class Runner:
         try:
             return self.sweep(prepared, executor)
         finally:
-            if own and hasattr(executor, "close"):
+            if own:
                 executor.close()
 
     def sweep(self, prepared: Prepared, executor):
-        pairs, window = prepared.pairs, getattr(executor, "max_pending", 1)
+        tasks, window = prepared.tasks, executor.max_pending
         t_start, rows, predictions, frame, pending = time.perf_counter(), [], {}, None, {}
-        work = [self.planned_work(prepared, *item) for item in pairs]
+        work = [self.planned_work(prepared, *item) for item in tasks]
         db = ResultsDB(self.config.out)
         try:
             run_id = db.start_run({**prepared.environment, "settings": prepared.environment.get("config")})
-            for i, (spec, img_size, regime) in enumerate(pairs):
-                t0 = time.perf_counter()  # this pair's wait (a synchronous executor extracts inside submit)
-                for j in range(len(pending) + i, min(len(pairs), i + window)):  # submit ahead, up to the window
-                    pending[j] = self.start(prepared, *pairs[j], self.prefix(j, pairs), executor)
-                pair_rows = self.collect(prepared, pending.pop(i), spec, img_size, regime, predictions, executor,
+            for i, (spec, img_size, regime) in enumerate(tasks):
+                t0 = time.perf_counter()  # this task's wait (a synchronous executor extracts inside submit)
+                for j in range(len(pending) + i, min(len(tasks), i + window)):  # submit ahead, up to the window
+                    pending[j] = self.start(prepared, *tasks[j], self.prefix(j, tasks), executor)
+                task_rows = self.collect(prepared, pending.pop(i), spec, img_size, regime, predictions, executor,
                                          t_start)
-                rows.extend(pair_rows)
-                added, replaced, frame = db.add(run_id, pair_rows, {**prepared.environment, "hosts": _hosts(rows),
+                rows.extend(task_rows)
+                added, replaced, frame = db.add(run_id, task_rows, {**prepared.environment, "hosts": _hosts(rows),
                                                                     "failed": self.failures})
                 self.added, self.replaced = self.added + added, self.replaced + replaced
                 with db.locked():  # another run into the same folder merges its predictions too
                     write_examples(self.config.out, prepared.splits["test"], predictions)
-                self.echo_pair(self.prefix(i, pairs), pair_rows, time.perf_counter() - t0,
+                self.echo_task(self.prefix(i, tasks), task_rows, time.perf_counter() - t0,
                                self.sweep_progress(i, work, time.perf_counter() - t_start))
         except KeyboardInterrupt:
-            if hasattr(executor, "cancel"):  # queued jobs never start; finished chunks stay in the cache
-                executor.cancel([p.future for p in pending.values() if p.future is not None])
+            # queued jobs never start; finished chunks stay in the cache
+            executor.cancel([p.future for p in pending.values() if p.future is not None])
             raise
         finally:
             db.close()
-        self.echo(f"Finished {len(pairs)} backbone/size/regime jobs in {format_duration(time.perf_counter() - t_start)}"
+        self.echo(f"Finished {len(tasks)} backbone/size/regime jobs in {format_duration(time.perf_counter() - t_start)}"
                   + (f", {len(self.failures)} failed" if self.failures else "")
                   + f". Results: {os.path.join(self.config.out, 'results.csv')}")
         return frame
 
-    def prefix(self, i: int, pairs) -> str:
-        spec, img_size, regime = pairs[i]
-        return f"[{i + 1}/{len(pairs)}] {spec.name} @{img_size}px" + (
+    def prefix(self, i: int, tasks) -> str:
+        spec, img_size, regime = tasks[i]
+        return f"[{i + 1}/{len(tasks)}] {spec.name} @{img_size}px" + (
             f" {self.config.precision}" if self.config.precision != "fp32" else "") + (
             " finetune" if regime == "finetune" else "")
 
     def planned_work(self, prepared: Prepared, spec, img_size: int, regime: str = "frozen") -> float:
-        """A pair's expected cost, for the sweep's ETA: its images, scaled by pixels, plus a fixed
+        """A task's expected cost, for the sweep's ETA: its images, scaled by pixels, plus a fixed
         start-up (a fresh worker costs about as much as 500 images at 128 px on the project's CPU).
         Fine-tuning is counted as one more pass over the images (a rough guess)."""
         scored = prepared.weights[spec.name].pretrained and not self.config.time_only
@@ -209,16 +210,16 @@ class Runner:
         eta = elapsed * (sum(work) - done) / done
         return f"sweep {i + 1}/{len(work)}, {format_duration(elapsed)} elapsed, ETA {format_duration(eta)}"
 
-    def echo_pair(self, prefix: str, pair_rows: list[dict], seconds: float, progress: str) -> None:
-        if not pair_rows:
+    def echo_task(self, prefix: str, task_rows: list[dict], seconds: float, progress: str) -> None:
+        if not task_rows:
             return
-        accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in pair_rows if r.get("test_acc") is not None)
-        self.echo(f"{prefix}  {pair_rows[0]['samples_per_sec'] or float('nan'):.1f} img/s"
+        accs = ", ".join(f"{r['head']} {r['test_acc']:.1%}" for r in task_rows if r.get("test_acc") is not None)
+        self.echo(f"{prefix}  {task_rows[0]['samples_per_sec'] or float('nan'):.1f} img/s"
                   + (f"  test acc: {accs}" if accs else "  (timing only)")
-                  + f"  [{format_duration(seconds)} this pair; {progress}]")
+                  + f"  [{format_duration(seconds)} this task; {progress}]")
 
     def start(self, prepared: Prepared, spec, img_size: int, regime: str, prefix: str, executor) -> Pending:
-        """The pair's cached features, or its job submitted to `executor`; a failure when its weights are bad."""
+        """The task's cached features, or its job submitted to `executor`; a failure when its weights are bad."""
         job = self.job(prepared, spec, img_size, prepared.weights[spec.name], prefix, regime)
         if spec.name in prepared.bad_weights:
             failed: Future = Future()
@@ -229,20 +230,20 @@ class Runner:
             return Pending(job, cached=True)
         return Pending(job, future=self.submit(job, executor))
 
-    def submit(self, job: ExtractJob, executor):
+    def submit(self, job: BackboneJob, executor):
         return executor.submit(replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname()))
 
-    def cached(self, job: ExtractJob, prepared: Prepared) -> dict:
+    def cached(self, job: BackboneJob, prepared: Prepared) -> dict:
         """The job's cache entries: features for heads to train on; for a fine-tuned job, metadata only."""
         read = cached_meta if job.finetune is not None else cached_features
         return read(job, prepared.splits, self.store)
 
-    def finetuned(self, job: ExtractJob, prepared: Prepared) -> dict | None:
+    def finetuned(self, job: BackboneJob, prepared: Prepared) -> dict | None:
         return load_finetuned(job, prepared.splits, self.store, self.config.seed)
 
     def collect(self, prepared: Prepared, pending: Pending, spec, img_size: int, regime: str, predictions: dict,
                 executor, t_start: float) -> list[dict]:
-        """The pair's rows, once its features are there; none (and a failure noted) when its job failed."""
+        """The task's rows, once its features are there; none (and a failure noted) when its job failed."""
         try:
             sets, from_cache, weights = self.finish(prepared, pending, executor, t_start)
         except JobFailed as err:
@@ -251,7 +252,7 @@ class Runner:
                                   "error": last})
             self.echo(f"{pending.job.label}  FAILED: {last}")
             return []
-        return self.pair_rows(prepared, spec, img_size, sets, from_cache, weights, predictions, pending.job)
+        return self.task_rows(prepared, spec, img_size, sets, from_cache, weights, predictions, pending.job)
 
     def finish(self, prepared: Prepared, pending: Pending, executor, t_start: float):
         """`(sets, from_cache, weights)`. A failed ImageNet download falls back to random
@@ -289,12 +290,10 @@ class Runner:
             try:
                 return future.result(timeout=self.status_every_s)
             except (TimeoutError, FutureTimeout):
-                if hasattr(executor, "status"):
-                    self.echo(f"[sweep] {format_duration(time.perf_counter() - t_start)} elapsed; "
-                              f"{executor.status()}")
+                self.echo(f"[sweep] {format_duration(time.perf_counter() - t_start)} elapsed; {executor.status()}")
 
-    def pair_rows(self, prepared: Prepared, spec, img_size: int, sets, from_cache: bool, weights,
-                  predictions: dict, job: ExtractJob) -> list[dict]:
+    def task_rows(self, prepared: Prepared, spec, img_size: int, sets, from_cache: bool, weights,
+                  predictions: dict, job: BackboneJob) -> list[dict]:
         """The rows of one (backbone, img_size, regime); adds its heads' test predictions to `predictions`."""
         n_images = {name: len(prepared.splits[name]) for name in SCORED}
         shared = measurement_row(spec, img_size, weights, sets, self.config, n_images, prepared.data_fingerprint,
@@ -304,21 +303,13 @@ class Runner:
             return [timing_only_row(shared)]
         if job.finetune is not None and weights.pretrained:
             result = self.finetuned(job, prepared)
-            key = self.prediction_key(spec, img_size, "finetune")
-            predictions[key] = np.asarray(result["test_pred"], np.int64)
-            return [finetuned_row(shared, result)]
-        rows = []
-        for kind in self.config.heads:
-            result = self.head(kind, sets, prepared.splits)
-            predictions[self.prediction_key(spec, img_size, kind)] = np.asarray(result["test_pred"], np.int64)
-            rows.append(head_row(shared, kind, result, spec.feature_dim))
-        return rows
-
-    def prediction_key(self, spec, img_size: int, tail: str) -> str:
-        """examples.npz's key of a row's predictions: "model|img_size|head" ("finetune" for that regime),
-        with "|bf16" for bf16 rows (report.figures.prediction_key reads it the same way)."""
-        precision = self.config.precision
-        return f"{spec.name}|{img_size}|{tail}" + ("" if precision == "fp32" else f"|{precision}")
+            scored = [(finetuned_row(shared, result), result)]
+        else:
+            scored = [(head_row(shared, kind, result, spec.feature_dim), result)
+                      for kind, result in ((kind, self.head(kind, sets)) for kind in self.config.heads)]
+        for row, result in scored:
+            predictions[prediction_key(row)] = np.asarray(result["test_pred"], np.int64)
+        return [row for row, _ in scored]
 
     def check_peak(self, row: dict) -> None:
         """Warns once when a backbone beats the matmul peak by far: the peak was then measured on a busy machine."""
@@ -328,29 +319,20 @@ class Runner:
                         "measured while something else used the CPU, so pct_of_peak overstates. Rerun on an idle "
                         "machine.", row["model"], row["pct_of_peak"], row["matmul_peak_gflops"])
 
-    def job(self, prepared: Prepared, spec, img_size: int, weights, prefix: str, regime: str) -> ExtractJob:
+    def job(self, prepared: Prepared, spec, img_size: int, weights, prefix: str, regime: str) -> BackboneJob:
         cfg = self.config
         scored = weights.pretrained and not cfg.time_only
         tuned = scored and regime == "finetune"
-        return ExtractJob(spec.name, img_size, weights, splits=SCORED if scored else (TIMING,), data=prepared.recipe,
+        return BackboneJob(spec.name, img_size, weights, splits=SCORED if scored else (TIMING,), data=prepared.recipe,
                           cut=spec.finetune_cut if tuned else None,
                           finetune=FineTuneConfig().as_dict() if tuned else None,
                           cache_dir=self.store.root, data_fingerprint=prepared.data_fingerprint,
                           precision=cfg.precision, batch_size=cfg.batch_size, chunk_size=cfg.chunk_size,
                           n_time_images=cfg.n_time_images, time_budget_s=cfg.time_budget_s, label=prefix)
 
-    def head(self, kind: str, sets: dict[str, FeatureSet], splits: dict[str, Split]) -> dict:
-        """A trained head's measurements, from the head cache when the same features were scored before."""
-        config = HeadConfig(kind=kind)
-        key = {"features": {name: sets[name].key for name in SCORED}, "head": config.as_dict(),
-               "seed": self.config.seed, "version": HEAD_VERSION}
-        cached = self.store.load_head(key)
-        if cached is not None:
-            return cached
-        train, val, test = ((sets[name].features, splits[name].y) for name in SCORED)
-        result = train_head(config, train, val, test, seed=self.config.seed)
-        self.store.save_head(key, result)
-        return result
+    def head(self, kind: str, sets: dict[str, FeatureSet]) -> dict:
+        """A trained head's measurements, from the store when the same features were scored before."""
+        return ensure_head(kind, sets, self.store, seed=self.config.seed)
 
 
 def make_executor(config: RunConfig, splits: dict[str, Split], echo=print):

@@ -1,4 +1,4 @@
-"""One `ExtractJob` in a fresh process: `python -m benchmark.run.worker JOB_JSON REPORT_PATH`.
+"""One `BackboneJob` in a fresh process: `python -m benchmark.run.worker JOB_JSON REPORT_PATH`.
 
 TensorFlow does not hand a finished model's memory back to the OS, so in one
 long `--all` process every backbone's peak RSS would include the leftovers of
@@ -24,12 +24,12 @@ from dataclasses import replace
 
 from ..core.atomic import write_json
 from ..core.data import DataError, Split, splits_fingerprint
-from ..core.features import ExtractJob, ensure_features, summed_timing
-from ..core.finetuned import ensure_finetuned
+from ..core.features import BackboneJob, ensure_features, summed_timing
+from ..core.networks import ensure_finetuned
 from ..core.progress import quiet_framework
 
 
-def run_job(job: ExtractJob, splits: dict[str, Split] | None = None, echo=print) -> dict:
+def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print) -> dict:
     """Does `job` and returns its report (plain data).
 
     Args:
@@ -62,7 +62,7 @@ def run_job(job: ExtractJob, splits: dict[str, Split] | None = None, echo=print)
             "wall_s": round(time.perf_counter() - t0, 3)}
 
 
-def _load_splits(job: ExtractJob, host: str) -> dict[str, Split]:
+def _load_splits(job: BackboneJob, host: str) -> dict[str, Split]:
     splits = job.data.make()
     if job.data_fingerprint and splits_fingerprint(splits) != job.data_fingerprint:
         raise DataError(f"on {host}, the CIFAR-10 data at {job.data.data_dir or 'the keras.datasets download'} "
@@ -71,7 +71,7 @@ def _load_splits(job: ExtractJob, host: str) -> dict[str, Split]:
     return splits
 
 
-def _check_weights(job: ExtractJob, host: str) -> None:
+def _check_weights(job: BackboneJob, host: str) -> None:
     from backbones import sha256_file
 
     weights = job.weights
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     job_json, report_path = sys.argv[1:] if argv is None else argv
-    job = ExtractJob.from_dict(json.loads(job_json))
+    job = BackboneJob.from_dict(json.loads(job_json))
     try:
         report = run_job(job)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the runner reports it once

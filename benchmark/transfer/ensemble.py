@@ -13,15 +13,11 @@ import numpy as np
 import backbones
 
 from ..core.finetune import pooled_features, split_base, trainable_params
-from ..core.heads import fit_head
 from ..core.metrics import accuracy
-from .train import Transfer
+from ..core.networks import Recipe, train_network
+from .train import Transfer, compiled
 
-# Measured here at 224 px: fine-tuned DenseNet121 alone 0.8485 test accuracy;
-# with head-only Xception and MobileNet members (validation-chosen weights 0.5
-# and 0.75) 0.8819. At 160 px the deeper-cut single network beats that, so
-# members are opt-in (`--ensemble`).
-UPSCALE = "upscale"  # the name `backbones.upscaling_model` gives its Resizing layer
+# The measured gain of members is beside `config.ENSEMBLE_MIN_GAIN`, the bar they must clear.
 
 
 def parse_member(text: str, img_size: int) -> str:
@@ -45,11 +41,13 @@ def train_member(t: Transfer, name: str, weights_from: str | None, echo=print):
                          f"in the weights folder")
     base = backbones.build_base(spec.name, t.img_size, weights)
     sets = t.features(t.job(spec.name, weights), base, echo)
-    head, epochs, head_s = fit_head(t.config.head(), (sets["train"].features, t.train.y),
-                                    (sets["val"].features, t.val.y), seed=t.config.seed,
-                                    label_smoothing=t.config.label_smoothing)
+    c = t.config
+    trained = train_network(Recipe(head=c.head(), label_smoothing=c.label_smoothing, seed=c.seed),
+                            {name: (found.features, found.labels) for name, found in sets.items()},
+                            echo=lambda *_: None)
+    head = trained.head
     probs = head.predict(sets["val"].features.astype(np.float32), verbose=0)
-    echo(f"  member {spec.name}: head {epochs} epochs in {head_s:.0f}s, "
+    echo(f"  member {spec.name}: head {trained.stages[0]['epochs']} epochs in {trained.stages[0]['wall_s']:.0f}s, "
          f"validation accuracy {accuracy(probs, t.val.y):.4f}")
     inputs = keras.Input((t.img_size, t.img_size, 3), name=f"{spec.name.lower()}_input")
     x = inputs
@@ -86,7 +84,7 @@ def build_ensemble(single, branches, weights):
     import keras
 
     inputs = keras.Input((32, 32, 3), name="cifar10_image")
-    upscale = single.get_layer(UPSCALE)
+    upscale = single.get_layer(backbones.UPSCALE_LAYER)
     upscaled = x = upscale(inputs)
     for layer in single.layers[single.layers.index(upscale) + 1:]:  # the main chain, in order
         x = layer(x)
@@ -95,9 +93,7 @@ def build_ensemble(single, branches, weights):
     total = 1.0 + sum(w for w in weights if w > 0)
     outputs = keras.layers.Rescaling(1.0 / total, name="average")(keras.layers.Add(name="sum")(terms)) \
         if len(terms) > 1 else x
-    model = keras.Model(inputs, outputs, name=f"{single.name}_ensemble")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return compiled(keras.Model(inputs, outputs, name=f"{single.name}_ensemble"))
 
 
 def add_members(t: Transfer, single, members: list[str], weights_from: str | None, echo=print):

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.data import flip_left_right
 from ..core.metrics import accuracy
+from .train import compiled
 
 WIDTH = 32  # CIFAR-10 images are 32x32
 
 
-def mirror_images(x: np.ndarray) -> np.ndarray:
-    """`x` (N, 32, 32, 3) mirrored left-right (the reference the model's flip is tested against)."""
-    return np.ascontiguousarray(x[:, :, ::-1])
+mirror_images = flip_left_right  # the reference the model's flip is tested against
 
 
 def mirrored_model(model):
@@ -40,9 +40,7 @@ def mirrored_model(model):
     x = keras.layers.Permute((1, 3, 2), name="width_back")(flip(x))
     flip.set_weights([np.eye(WIDTH, dtype=np.float32)[::-1]])
     outputs = keras.layers.Average(name="mirror_average")([model(inputs), model(x)])
-    wrapped = keras.Model(inputs, outputs, name=f"{model.name}_mirrored")
-    wrapped.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    return wrapped
+    return compiled(keras.Model(inputs, outputs, name=f"{model.name}_mirrored"))
 
 
 def mirror_gain(model, x_val: np.ndarray, y_val: np.ndarray, batch_size: int = 128) -> tuple[float, float]:

@@ -5,24 +5,7 @@ from __future__ import annotations
 import backbones
 
 from ..core.results import load_results, top_scorer
-
-# Without benchmark results: measured here on 3,000 training images at 224 px
-# with the MLP head, DenseNet121 reached 0.773 validation accuracy against
-# Xception's 0.749, at 1.7x Xception's extraction speed; it is also the top
-# scorer of docs/measured in both regimes.
-FALLBACK_BACKBONE = "DenseNet121"
-FALLBACK_REGIME = "finetune"
-# The final model's smallest input size. Measured for DenseNet121 on all 45,000
-# training images (docs/measured): at 160 px the frozen head reached 0.8498
-# validation accuracy against 0.8460 at 224 px, and the fine-tuned network
-# 0.8724 against 0.8618, at half the extraction time. Not measured for others.
-FINAL_IMG_SIZE = 160
-# Deeper fine-tuning cuts than the registry's (the input of the last stage),
-# measured for the final model. DenseNet121 at 160 px: above pool3_pool
-# (conv4 and conv5 on 10x10 maps) 0.9066 validation accuracy after 2 epochs,
-# against 0.8724 above pool4_pool after 5.
-FINAL_CUTS = {"DenseNet121": "pool3_pool"}
-
+from .config import FALLBACK_BACKBONE, FALLBACK_REGIME, FINAL_CUTS, FINAL_IMG_SIZE
 
 def final_cut(spec: backbones.BackboneSpec) -> str | None:
     """Where the final model fine-tunes `spec`: a measured deeper cut, else the registry's."""

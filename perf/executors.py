@@ -1,7 +1,7 @@
 """Wall time of one timing-only sweep under different `--executor` values, fresh cache each run.
 
-    python benchmarks/executors.py --executors local dask-local:1 --repeats 3
-    python benchmarks/executors.py --executors local dask-local:2 --backbones <8 names> --repeats 3
+    python perf/executors.py --executors local dask-local:1 --repeats 3
+    python perf/executors.py --executors local dask-local:2 --backbones <8 names> --repeats 3
 
 Runs are interleaved (A, B, A, B, ...) so drift hits both alike. Prints the
 median and range of each, and of the ratio to the first executor. Run it on

@@ -8,7 +8,7 @@ so every epoch pays for the upscaling and the base's forward pass. The cached
 variant pays for the head alone; its features come through the same
 `ensure_features` as the benchmark's (into a throwaway cache).
 
-The command line is `python -m benchmark.epoch_ratio` (`benchmark.cli.epoch_ratio`).
+The command line is `python -m benchmark.epoch_ratio` (`benchmark/epoch_ratio.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import backbones
 
 from ..core.data import Split
-from ..core.features import ExtractJob, ensure_features
+from ..core.features import BackboneJob, ensure_features
 from ..core.heads import HeadConfig, build_head, one_hot
 
 
@@ -62,7 +62,7 @@ def measure_epoch_ratio(name: str = "MobileNetV2", img_size: int = 224, n_images
 
     echo(f"Extracting {n_images} images through {spec.name} @{img_size}px once for the cached variant ...")
     with tempfile.TemporaryDirectory() as cache_dir:
-        job = ExtractJob(spec.name, img_size, weights, splits=("epoch",), cache_dir=cache_dir)
+        job = BackboneJob(spec.name, img_size, weights, splits=("epoch",), cache_dir=cache_dir)
         features = ensure_features(job, {"epoch": images}, base=base, echo=echo)["epoch"].features
     features = features.astype(np.float32)
     head = build_head(config, spec.feature_dim)

@@ -3,10 +3,10 @@
 TensorFlow reads its thread counts and `TF_ENABLE_ONEDNN_OPTS` once, at start-up,
 so each setting needs its own process:
 
-    python benchmarks/engine_probe.py ResNet50 224 128              # TF's default threads
-    python benchmarks/engine_probe.py ResNet50 224 128 2 1          # intra-op 2, inter-op 1
-    TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/engine_probe.py ResNet50 224 128
-    PRECISION=bf16 python benchmarks/engine_probe.py ResNet50 224 128
+    python perf/engine_probe.py ResNet50 224 128              # TF's default threads
+    python perf/engine_probe.py ResNet50 224 128 2 1          # intra-op 2, inter-op 1
+    TF_ENABLE_ONEDNN_OPTS=0 python perf/engine_probe.py ResNet50 224 128
+    PRECISION=bf16 python perf/engine_probe.py ResNet50 224 128
 
 Prints the median and range of images/s over 3 passes of N images (batch 32,
 random weights and inputs, one untimed warm-up batch).

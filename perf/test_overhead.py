@@ -80,7 +80,7 @@ def test_pipeline_overhead(benchmark, name):
 
 
 def test_cached_head_vs_end_to_end_epoch(benchmark):
-    from benchmark.measure.epoch_ratio import measure_epoch_ratio
+    from benchmark.measure.epoch_cost import measure_epoch_ratio
 
     results = []
     benchmark.pedantic(lambda: results.append(measure_epoch_ratio("MobileNetV2", 224, N_IMAGES, REPEATS)),

@@ -1,7 +1,7 @@
 """Worker start-up cost: `python -m benchmark` with one worker process per backbone
 against `--no-isolate` (everything in one process), on timing-only backbones.
 
-    python benchmarks/worker_startup.py [--repeats 3] [--backbones ...]
+    python perf/worker_startup.py [--repeats 3] [--backbones ...]
 
 Each run uses a fresh cache, so every backbone is built and timed. The
 difference of the two wall times, divided by the number of backbones, is the

@@ -1,0 +1,87 @@
+"""The numbers the paper derives from the results: the paired test, the correlations, the regime gains,
+the extraction minutes. Stored in the facts (`report.load.facts`), so the number checker can trace them."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark.core.results import REGIMES, best_rows, prediction_key, ranked, top_scorer
+
+from . import figures
+from .stats import correlation, mcnemar
+
+N_EXTRACT = 50000  # the cost table's "time to extract the 50000 training images"
+THRESHOLD, P_FLOOR = 0.05, 0.001  # the paired test's level, and the smallest p-value printed as a number
+
+
+def runner_up(frame: pd.DataFrame, top) -> pd.Series | None:
+    """The best row of another backbone, by the same rule."""
+    order = ranked(frame)
+    others = order[order["model"] != top["model"]]
+    return None if others.empty else others.iloc[0]
+
+
+def sizes(frame: pd.DataFrame) -> list[int]:
+    """Every input size in the results, ascending."""
+    return sorted({int(s) for s in frame["img_size"].dropna()})
+
+
+def ksl_settings(frame: pd.DataFrame) -> list[tuple[str, object]]:
+    """The (regime, size) settings the correlation paragraph reports, in its order."""
+    return [("frozen", "best"), ("frozen", "native"), *[("frozen", s) for s in sizes(frame)], ("finetune", "best")]
+
+
+def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
+    """The numbers the paper derives from the results: the paired test and the correlations."""
+    out: dict = {"extract_minutes": {}}
+    paired = _paired(frame, labels, predictions)
+    if paired:
+        out["mcnemar"] = paired
+    for regime, size in ksl_settings(frame):
+        pts = figures.ksl_points(frame, regime, size)
+        found = correlation(pts["imagenet_top1"], pts["test_acc"]) if len(pts) else None
+        if found:
+            out.setdefault("ksl", {})[f"{regime}@{size}"] = {**found, "models": list(pts["model"])}
+    ksl = out.get("ksl", {})
+    out["ksl_zero"] = {"spans_zero": sum(c["r_low"] < 0 < c["r_high"] for c in ksl.values()), "settings": len(ksl)}
+    out["same_order"] = _same_order(frame)
+    for _, row in figures.timing_rows(frame).iterrows():  # what extracting all 50000 images would take here
+        out["extract_minutes"][f"{row['model']}|{int(row['img_size'])}"] = N_EXTRACT / row["samples_per_sec"] / 60
+    pairs = figures.regime_pairs(frame)
+    out["regime_gain"] = {f"{r['model']}|{int(r['img_size'])}": r["test_acc_finetune"] - r["test_acc_frozen"]
+                          for _, r in pairs.iterrows()}
+    out["regime_counts"] = {"pairs": len(out["regime_gain"]), "helped": sum(g > 0 for g in out["regime_gain"].values())}
+    peaks = frame["matmul_peak_gflops"].dropna()
+    if len(peaks):
+        out["matmul_peak_median"] = float(peaks.median())
+    scored = ranked(frame)
+    if not scored.empty:
+        out["median_half_ci"] = float(((scored["test_ci_high"] - scored["test_ci_low"]) / 2).median())
+    out["threshold"], out["p_floor"] = THRESHOLD, P_FLOOR
+    return out
+
+
+def _paired(frame: pd.DataFrame, labels, predictions: dict) -> dict | None:
+    """The exact McNemar test of the top scorer against the runner-up on the same test images, when
+    both rows' predictions on every test image are in examples.npz."""
+    top = top_scorer(frame)
+    second = runner_up(frame, top) if top is not None else None
+    if second is None or labels is None:
+        return None
+    a, b = predictions.get(prediction_key(top)), predictions.get(prediction_key(second))
+    full = int(top["test_size"]) == int(second["test_size"]) == len(labels)  # not an older 48-image file
+    if a is None or b is None or not full or not len(a) == len(b) == len(labels):
+        return None
+    return {**mcnemar(a, b, labels), "a": prediction_key(top), "b": prediction_key(second)}
+
+
+def _same_order(frame: pd.DataFrame) -> dict:
+    """Per size with at least two backbones scored in both regimes: whether they rank them alike."""
+    out = {}
+    best = best_rows(frame)
+    for size in sizes(frame):
+        orders = [list(best[(best["regime"] == regime) & (best["img_size"] == size)]["model"]) for regime in REGIMES]
+        shared = set(orders[0]) & set(orders[1])
+        if len(shared) >= 2:  # ranked: each list is the models best first by validation accuracy
+            out[size] = [m for m in orders[0] if m in shared] == [m for m in orders[1] if m in shared]
+    return out

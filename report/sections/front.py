@@ -1,0 +1,73 @@
+"""The title, the top picture and the abstract."""
+
+from __future__ import annotations
+
+from ..doc import Doc
+from ..html import esc
+from ..numbers import fixed, pct
+from .references import cite
+
+
+def title(doc: Doc) -> str:
+    return "\n".join([
+        "<h1>Which ImageNet backbone for CIFAR-10? Frozen and fine-tuned Keras Applications on one CPU</h1>",
+        f"<p class=authors>{esc(doc.author)}</p>",
+        doc.figs.html(doc.figs.top),
+    ])
+
+
+def headline(doc: Doc) -> str:
+    """The top scorer and its test accuracy, in one sentence ("" without a scored row)."""
+    top = doc.top
+    if top is None:
+        return ""
+    return (f"By validation accuracy the top scorer is <b>{esc(top['model'])}</b> at {int(top['img_size'])} px "
+            f"({esc(top['regime'])} regime, {esc(top['head'])} head): {pct(top['test_acc'])}% test accuracy (95% CI "
+            f"{pct(top['test_ci_low'])}–{pct(top['test_ci_high'])}%).")
+
+
+def final_regime(t: dict) -> str:
+    """How transfer.json's model was trained: fine-tuned above its cut, or a head on the frozen base."""
+    return "fine-tuned above " + esc(t["cut"]) if t.get("cut") else "a head on the frozen base"
+
+
+def abstract(doc: Doc) -> str:
+    test, stats = doc.stats.get("mcnemar"), doc.stats
+    distinguishable = ("" if not test else
+                       " It is not distinguishable from the runner-up on the same test images (exact McNemar test)."
+                       if test["p"] >= stats["threshold"] else
+                       " Its lead over the runner-up is significant (exact McNemar test).")
+    fastest = doc.timed.sort_values("samples_per_sec", ascending=False).iloc[0] if not doc.timed.empty else None
+    fastest_txt = (f" The fastest extractor is {esc(fastest['model'])} at {int(fastest['img_size'])} px, "
+                   f"{fixed(fastest['samples_per_sec'])} images/s." if fastest is not None else "")
+    return "\n".join(["<h2>Abstract</h2>", f"<p class=abstract>{_scale(doc)} {headline(doc)}{distinguishable}"
+                                           f"{fastest_txt}{_final_result(doc)}</p>"])
+
+
+def _scale(doc: Doc) -> str:
+    """What was timed and what was scored."""
+    frame, n_train, n_val, n_test = doc.frame, *doc.split_sizes
+    sizes = ", ".join(str(s) for s in doc.sizes)
+    timed = (f"We time {frame['model'].nunique()} ImageNet backbones from Keras Applications {cite('keras')} as "
+             f"feature extractors for CIFAR-10 {cite('cifar')} on one {esc(doc.env.get('cpu_count', '?'))}-core CPU, "
+             f"at {sizes} px.")
+    if not doc.scored["model"].nunique():
+        return (f"{timed} None of them was scored in this run (no pretrained weights, or timing only), so no "
+                f"accuracy is reported.")
+    scored_sizes = sorted({int(s) for s in frame.loc[frame["val_acc"].notna(), "img_size"]})
+    n = len(doc.pretrained)
+    return (f"{timed} Only {n} of them had ImageNet weights on this machine ({esc(', '.join(doc.pretrained))}); "
+            f"those {n} are scored, at {', '.join(str(s) for s in scored_sizes)} px, on a stratified subset of "
+            f"{n_train} training, {n_val} validation and {n_test} test images"
+            + (", as frozen feature extractors and with their last stage fine-tuned" if doc.has_finetune else
+               ", as frozen feature extractors") + ". The others are timed with random weights and have no accuracy.")
+
+
+def _final_result(doc: Doc) -> str:
+    """The final model's result, from transfer.json ("" without one)."""
+    t = doc.transfer
+    if not t:
+        return ""
+    return (f" The final model that <code>0-transfer.py</code> trained, {esc(t['backbone'])} at "
+            f"{esc(t['img_size'])} px, {final_regime(t)}, reaches <b>{pct(t['test_acc'])}%</b> test accuracy on "
+            f"{esc(t['n_test'])} test images.")

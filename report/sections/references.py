@@ -1,0 +1,27 @@
+"""The works the paper cites, `cite()` for the text, and the References section."""
+
+from __future__ import annotations
+
+from ..doc import Doc
+
+REFERENCES = (
+    ("keras", "Keras documentation. <i>Keras Applications</i>. https://keras.io/api/applications/"),
+    ("kornblith", "S. Kornblith, J. Shlens, Q. V. Le. <i>Do Better ImageNet Models Transfer Better?</i> "
+                  "CVPR 2019."),
+    ("cifar", "A. Krizhevsky. <i>Learning Multiple Layers of Features from Tiny Images.</i> Technical report, "
+              "University of Toronto, 2009."),
+    ("mcnemar", "Q. McNemar. <i>Note on the sampling error of the difference between correlated proportions or "
+                "percentages.</i> Psychometrika, 1947."),
+    ("bootstrap", "B. Efron, R. J. Tibshirani. <i>An Introduction to the Bootstrap.</i> Chapman &amp; Hall, 1993."),
+    ("wilson", "E. B. Wilson. <i>Probable inference, the law of succession, and statistical inference.</i> "
+               "Journal of the American Statistical Association, 1927."),
+)
+CITE = {key: i for i, (key, _) in enumerate(REFERENCES, 1)}
+
+
+def cite(*keys: str) -> str:
+    return "[" + ", ".join(str(CITE[k]) for k in keys) + "]"
+
+
+def references(doc: Doc) -> str:
+    return "\n".join(["<h2>References</h2><ol>", *[f"<li>{text}</li>" for _, text in REFERENCES], "</ol>"])
