@@ -169,16 +169,20 @@ def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
 def test_memo_computes_once_and_stores_nothing_on_failure(cache):
     calls = []
     parts = {"model_sha256": "abc", "test": "fp", "jpeg_quality": None}
+    result = {"accuracy": 0.5, "loss": 1.0, "n_images": 2, "seconds": 0.1, "predictions": [0, 1]}
 
     def compute():
         calls.append(1)
-        return {"accuracy": 0.5}
+        return result
 
-    assert cache.memo("evaluations", parts, compute) == {"accuracy": 0.5}
-    assert cache.memo("evaluations", parts, compute) == {"accuracy": 0.5} and len(calls) == 1
+    assert cache.memo("evaluations", parts, compute) == result
+    assert cache.memo("evaluations", parts, compute) == result and len(calls) == 1
     with pytest.raises(RuntimeError):
         cache.memo("evaluations", {**parts, "test": "other"}, lambda: (_ for _ in ()).throw(RuntimeError("x")))
     assert cache.lookup("evaluations", {**parts, "test": "other"}) is None
+    with pytest.raises(ValueError, match="lacks predictions"):  # a record that could never be read is not written
+        cache.write("evaluations", {**parts, "test": "third"}, {"accuracy": 0.5, "loss": 1.0, "n_images": 2,
+                                                                "seconds": 0.1})
 
 
 def test_model_sidecars_are_sealed_and_older_ones_still_read(cache, tmp_path, caplog):

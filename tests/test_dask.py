@@ -226,3 +226,37 @@ def test_plan_packs_longest_first():
     assert {j["worker"] for j in jobs if j["model"] != "Xception"} != {j["worker"] for j in jobs
                                                                        if j["model"] == "Xception"}
     assert len(unmeasured) == 37
+
+
+def _listening(pids: set[int]) -> list[str]:
+    import psutil
+
+    return [f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids]
+
+
+@pytest.mark.parametrize("gpus", [False, True], ids=["dask-local:2", "dask-local:gpus"])
+def test_local_clusters_listen_on_loopback_only(gpus, monkeypatch):
+    """Fault: a Dask worker runs what it is sent, so our local clusters must not listen beyond 127.0.0.1
+    (dask-local:gpus once gave its Nanny processes no host)."""
+    import psutil
+
+    from benchmark.run import dask_executor
+
+    monkeypatch.setattr(dask_executor, "visible_gpus", lambda: ["0"])  # one 'GPU' worker, pinned, on a CPU
+    executor = dask_executor.DaskExecutor(n_workers=None if gpus else 2, gpus=gpus)
+    try:
+        me = psutil.Process()
+        pids = {me.pid, *(child.pid for child in me.children(recursive=True))}
+        addresses = _listening(pids)
+        assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses
+        assert len(executor.workers()) == (1 if gpus else 2)
+    finally:
+        executor.close()
+
+
+def test_tls_without_certificates_is_one_line():
+    from benchmark.run.dask_executor import DaskExecutor
+
+    with pytest.raises(ConnectionError, match="TLS needs certificates"):
+        DaskExecutor("tls://127.0.0.1:1")

@@ -18,10 +18,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(module_args, cwd=ROOT):
+def _run(module_args, cwd=ROOT, **extra_env):
     env = {k: v for k, v in os.environ.items() if k != "BACKBONE_WEIGHTS_DIR"}
     return subprocess.run([sys.executable, *module_args], cwd=cwd, capture_output=True, text=True,
-                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}, timeout=600)
 
 
 def _bench(tiny_cifar_dir, tmp_path, *args, out="r", cache="c", report=False):
@@ -68,6 +68,66 @@ def test_bad_flags(case, tiny_cifar_dir, tmp_path):
 def test_transfer_size_not_a_number(tmp_path):
     done = _run([os.path.join(ROOT, "0-transfer.py"), "--backbone", "MobileNetV2", "--size", "abc"], cwd=tmp_path)
     _clean_error(done, 2, "'abc'", "pixels or 'native'")
+
+
+# -- 0-transfer.py: bad numbers and outputs, refused before the data load (exit 2), nothing trained --
+
+TRANSFER_FLAG_CASES = {
+    "batch size 0": (["--batch-size", "0"], ["--batch-size", "1 or more"]),  # looped forever
+    "negative batch size": (["--batch-size", "-3"], ["--batch-size"]),
+    "chunk size 0": (["--chunk-size", "0"], ["--chunk-size"]),  # divided by zero
+    "epochs 0": (["--epochs", "0"], ["--epochs"]),  # KeyError: 'loss'
+    "fine-tuning epochs 0": (["--ft-epochs", "0"], ["--ft-epochs"]),
+    "output without a model suffix": (["--output", "model.txt"], ["model.txt", ".h5 or .keras"]),  # after training
+    "output in an unwritable folder": (["--output", "/proc/x/cifar10.h5"], ["--output", "/proc/x"]),
+}
+
+
+@pytest.mark.parametrize("case", list(TRANSFER_FLAG_CASES))
+def test_transfer_bad_flags(case, tmp_path):
+    args, names = TRANSFER_FLAG_CASES[case]
+    done = _run([os.path.join(ROOT, "0-transfer.py"), "--backbone", "MobileNetV2", "--data-dir",
+                 str(tmp_path / "no-data"), "--cache-dir", str(tmp_path / "c"), *args], cwd=tmp_path)
+    _clean_error(done, 2, *names)
+    assert "no-data" not in done.stderr and not (tmp_path / "cifar10.h5").exists()  # before the data load
+
+
+def test_transfer_offline_without_a_weights_folder(tiny_cifar_dir, tmp_path):
+    """No weights folder and no network: one line with the fix (was Keras's URL fetch traceback)."""
+    proxy = "http://127.0.0.1:9"  # refuses at once: the download fails as it does offline, and never leaves the machine
+    done = _run([os.path.join(ROOT, "0-transfer.py"), "--backbone", "MobileNetV2", "--size", "96", "--data-dir",
+                 tiny_cifar_dir, "--cache-dir", str(tmp_path / "c"), "--val-holdout", "100", "--train-size", "100",
+                 "--test-size", "50", "--no-fine-tune", "--mirror", "off"], cwd=tmp_path,
+                HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy,
+                KERAS_HOME=str(tmp_path / "keras"))
+    _clean_error(done, 2, "could not download ImageNet weights for MobileNetV2", "--weights-dir", "Offline use")
+    assert not (tmp_path / "cifar10.h5").exists()
+
+
+def test_non_finite_features_fail_naming_the_backbone_and_overflow_stays_float32(tmp_path):
+    from benchmark.core.extract import Timing, extract_split
+    from benchmark.core.store import Store
+
+    class Constant:  # an extractor whose base gives `value` everywhere
+        on_batch = None
+
+        def __init__(self, value):
+            self.value = value
+
+        def run(self, images):
+            return np.full((len(images), 3), self.value, np.float32), Timing(len(images), 1.0, 1.0, 1)
+
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    entry = Store(str(tmp_path)).features("MobileNetV2", 32, "train", {"data": "nan"})
+    with pytest.raises(ValueError, match=r"MobileNetV2 @32px gave 6 NaN or infinite feature values on train images 0-1"):
+        extract_split(entry, Constant(np.nan), images, chunk_size=2)
+    assert entry.load_chunk(0, 2) is None  # nothing cached
+    big = Store(str(tmp_path)).features("MobileNetV2", 32, "train", {"data": "big"})
+    features, _, _ = extract_split(big, Constant(1e6), images, chunk_size=2)
+    assert features.dtype == np.float32 and np.isfinite(features).all() and features.max() == 1e6
+    plain, _, _ = extract_split(Store(str(tmp_path)).features("MobileNetV2", 32, "train", {"data": "ok"}),
+                                Constant(2.0), images)
+    assert plain.dtype == np.float16
 
 
 # -- bad weights files: found before the data load, one line, the sweep goes on, exit 1 --
@@ -336,3 +396,44 @@ def test_an_older_results_csv_is_imported_once(tiny_cifar_dir, tmp_path):
                   "--weights-dir", str(tmp_path / "nw"), out="res")
     assert done.returncode == 0, done.stderr
     assert list(pd.read_csv(res / "results.csv")["model"]) == ["MobileNetV2", "MobileNet"]
+
+
+def test_markup_in_a_shared_results_csv_is_refused(tmp_path):
+    """Stored XSS: a `precision` cell of a shared results.csv once reached the page unescaped. The loader now
+    checks every enumerated column, so `python -m report` names the cell and builds nothing."""
+    import shutil
+
+    shutil.copy(os.path.join(ROOT, "docs", "measured", "results.csv"), tmp_path / "results.csv")
+    frame = pd.read_csv(tmp_path / "results.csv")
+    frame.loc[0, "precision"] = "<img src=x onerror=alert(1)>"
+    frame.to_csv(tmp_path / "results.csv", index=False)
+    done = _run(["-m", "report", "--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    _clean_error(done, 2, "results.csv, line 2, column precision", "one of bf16, fp32")
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+REPORT_CASES = {  # python -m report once caught only two error types: each of these was a traceback
+    "out not writable": (lambda results: None, ["--out", "/proc/report"], ["/proc/report", "writable --out"]),
+    "confusion not JSON": (lambda results: _edit_csv(results, "confusion", "[[1, 2"), [],
+                           ["line 2, column confusion", "a JSON list"]),
+    "img_size blank": (lambda results: _edit_csv(results, "img_size", None), [], ["line 2, column img_size", "empty"]),
+}
+
+
+def _edit_csv(results, column, value):
+    frame = pd.read_csv(results / "results.csv")
+    frame[column] = frame[column].astype(object)
+    frame.loc[0, column] = value
+    frame.to_csv(results / "results.csv", index=False)
+
+
+@pytest.mark.parametrize("case", list(REPORT_CASES))
+def test_report_errors_are_one_line(case, tmp_path):
+    import shutil
+
+    edit, args, names = REPORT_CASES[case]
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "docs", "measured"), results)
+    edit(results)
+    done = _run(["-m", "report", "--results", str(results), *(args or ["--out", str(tmp_path / "out")])])
+    _clean_error(done, 2, *names)

@@ -53,11 +53,15 @@ def test_other_settings_miss_the_cache(tiny_cifar, tmp_path):
                      cut="conv_pw_11_relu", finetune=FineTuneConfig(epochs=2).as_dict())
     keys = {"train": "a", "val": "b", "test": "c"}
     store = Store(str(tmp_path))
-    store.write("heads", finetune_key(job, keys, 0), {"val_acc": 1.0})
+    result = {"val_acc": 1.0, "test_acc": 1.0, "test_ci_low": 1.0, "test_ci_high": 1.0, "per_class_acc": [1.0] * 10,
+              "confusion": [[0] * 10] * 10, "test_pred": [0], "epochs": 1, "head_train_s": 0.1}
+    store.write("heads", finetune_key(job, keys, 0), result)
     other = BackboneJob(**{**job.__dict__, "finetune": FineTuneConfig(epochs=3).as_dict()})
     assert finetune_key(other, keys, 0) != finetune_key(job, keys, 0)
     assert finetune_key(job, keys, 1) != finetune_key(job, keys, 0)
     assert finetune_key(job, {**keys, "train": "z"}, 0) != finetune_key(job, keys, 0)
+    assert store.lookup("heads", finetune_key(job, keys, 0)) == result
+    assert store.lookup("heads", finetune_key(other, keys, 0)) is None
 
 
 def test_a_job_without_settings_is_refused(tmp_path):

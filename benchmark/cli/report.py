@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
-import sys
+
+from . import exit_code
+
+UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR, errno.EISDIR}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,15 +43,27 @@ def command_line(results: str, out: str) -> str:
 
 
 def main(argv=None) -> int:
+    """Builds the page; a user error (a missing or damaged results file, an unwritable --out) is one line, exit 2."""
     args = build_parser().parse_args(argv)
-    from benchmark.core.results import ResultsSchemaError
-    from report import build_report
 
-    from .commands import for_report
+    def work() -> int:
+        from report import build_report
 
-    try:
-        build_report(args.results, out_dir(args), author=args.author, commands=for_report())
-    except (FileNotFoundError, ResultsSchemaError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        from ..core.atomic import probe_writable
+        from .commands import for_report
+
+        try:
+            probe_writable(out_dir(args))  # found now, not after the figures
+        except OSError as err:
+            raise PermissionError(f"--out folder {out_dir(args)!r} is not writable ({err.strerror or err}); pass "
+                                  f"a writable --out") from None
+        try:
+            build_report(args.results, out_dir(args), author=args.author, commands=for_report())
+        except OSError as err:  # e.g. --out on a read-only disk: name the folder and the fix
+            if err.errno not in UNWRITABLE:
+                raise
+            raise PermissionError(f"cannot write the report to {out_dir(args)!r} ({err.strerror or err}); pass "
+                                  f"a writable --out") from None
+        return 0
+
+    return exit_code(work)

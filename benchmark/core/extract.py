@@ -156,7 +156,11 @@ def extract_split(entry: FeatureEntry, extractor: Extractor, images: np.ndarray,
 
     Each chunk of `chunk_size` images is saved to the cache as soon as it is
     done. Returns `(features float16 (N, D), timing, chunks_reused)`; timing
-    sums the fresh chunks and the reused ones as they were measured.
+    sums the fresh chunks and the reused ones as they were measured. Features
+    beyond float16's range stay float32, so the cache never turns them into inf.
+
+    Raises:
+        ValueError: naming the backbone and the images, when the base gives NaN or infinite features.
     """
     n = len(images)
     total, pieces, reused = Timing(), [], 0
@@ -170,8 +174,21 @@ def extract_split(entry: FeatureEntry, extractor: Extractor, images: np.ndarray,
                 extractor.on_batch(hi - lo)
         else:
             feats32, t = extractor.run(images[lo:hi])
-            feats, timing = feats32.astype(np.float16), t.as_dict()
+            feats, timing = _stored(feats32, entry, lo, hi), t.as_dict()
             entry.save_chunk(index, feats, timing)
         pieces.append(feats)
         total.add(timing)
     return np.concatenate(pieces), total, reused
+
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+def _stored(feats32: np.ndarray, entry: FeatureEntry, lo: int, hi: int) -> np.ndarray:
+    """One chunk's features as cached: float16, or float32 where float16 would overflow to inf."""
+    finite = np.isfinite(feats32)
+    if not finite.all():
+        raise ValueError(f"{entry.backbone} @{entry.img_size}px gave {int(finite.size - finite.sum())} NaN or "
+                         f"infinite feature values on {entry.split} images {lo}-{hi - 1}: its base does not compute "
+                         f"finite outputs (check its weights file, or --precision fp32)")
+    return feats32 if feats32.size and np.abs(feats32).max() > FLOAT16_MAX else feats32.astype(np.float16)

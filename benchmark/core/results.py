@@ -147,13 +147,31 @@ def load_results(out_dir: str) -> pd.DataFrame:
 
 
 TEXT_VALUES = {"model": set(backbones.names()), "weights": {"imagenet", "random"},
-               "head": {"linear", "mlp", "none"}, "regime": set(REGIMES)}
+               "head": {"linear", "mlp", "none"}, "regime": set(REGIMES), "precision": set(backbones.PRECISIONS)}
+
+
+REQUIRED_VALUES = ("model", "img_size")  # every row names its backbone and size
+JSON_COLUMNS = ("per_class_acc", "confusion")  # lists, as JSON text
+
+
+def _json_problem(text) -> bool:
+    try:
+        return not isinstance(json.loads(text), list)
+    except (TypeError, ValueError):
+        return True
 
 
 def _check_values(frame: pd.DataFrame, path: str) -> None:
     """Raises ResultsSchemaError naming the file, line and column of the first value of the wrong kind."""
     for col in COLUMNS:
-        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
+        if col in REQUIRED_VALUES and frame[col].isna().any():
+            i = int(frame[col].isna().to_numpy().nonzero()[0][0])
+            raise ResultsSchemaError(f"{path}, line {i + 2}, column {col}: empty, and every row needs one; fix or "
+                                     f"delete that row, or rerun the benchmark into a new --out")
+        if col in JSON_COLUMNS:
+            bad = frame[col].notna() & frame[col].map(_json_problem)
+            expected = "a JSON list"
+        elif col in INT_COLUMNS or col in FLOAT_COLUMNS:
             values = pd.to_numeric(frame[col], errors="coerce")
             bad = frame[col].notna() & values.isna()
             expected = "a number"

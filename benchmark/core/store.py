@@ -296,6 +296,9 @@ class Store:
     def write(self, kind: str, parts: dict, result: dict, make_file: Callable[[str], None] | None = None) -> dict:
         """Stores `result` (and, for kinds with a file, what `make_file(tmp_path)` writes) atomically;
         returns what `lookup` would."""
+        missing = [f for f in REQUIRED_FIELDS.get(kind, ()) if f not in result]
+        if missing:  # it would be discarded on every read
+            raise ValueError(f"a {kind} record lacks {', '.join(missing)}")
         meta_path, file_path = self.paths(kind, parts)
         extra = {}
         if file_path:

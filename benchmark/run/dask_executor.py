@@ -25,6 +25,7 @@ from ..core.features import BackboneJob
 from .executor import Executor, JobFailed, run_in_subprocess
 
 CONNECT_TIMEOUT_S = 10
+LOOPBACK = "127.0.0.1"  # where local clusters listen: an unauthenticated Dask worker runs what it is sent
 
 
 def visible_gpus(environ=None, list_gpus=None) -> list[str]:
@@ -51,8 +52,10 @@ def _nvidia_smi_list() -> list[str]:
 
 
 def gpu_worker_specs(devices: list[str]) -> dict:
-    """SpecCluster worker specs: one single-threaded Nanny per device, its jobs seeing only that device."""
-    return {f"gpu-{device}": {"cls": distributed.Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": device}}}
+    """SpecCluster worker specs: one single-threaded Nanny per device, its jobs seeing only that device.
+    They listen on loopback only, like the LocalCluster path: a Dask worker runs whatever it is sent."""
+    return {f"gpu-{device}": {"cls": distributed.Nanny, "options": {"nthreads": 1, "host": LOOPBACK,
+                                                                   "env": {"CUDA_VISIBLE_DEVICES": device}}}
             for device in devices}
 
 
@@ -126,12 +129,19 @@ class DaskExecutor(Executor):
         except (OSError, TimeoutError) as err:
             raise ConnectionError(f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S} s ({err}). "
                                   f"Start one with `dask scheduler`, or check the address and the firewall.") from None
+        except (TypeError, ValueError) as err:  # tls:// without certificates: Dask's TypeError names no fix
+            if not address.startswith("tls://"):
+                raise
+            raise ConnectionError(f"{address} is a TLS address, and TLS needs certificates ({type(err).__name__}: "
+                                  f"{err}): set distributed.comm.tls.ca-file, .client.cert and .client.key in the "
+                                  f"Dask config (or DASK_DISTRIBUTED__COMM__TLS__* variables), or use dask://HOST:PORT "
+                                  f"on a trusted network") from None
         self.max_pending = 10**6  # the scheduler queues them; the runner collects in plan order
         self.names: dict[str, str] = {}
 
     @staticmethod
     def _local_cluster(n_workers, gpus):
-        common = {"scheduler_kwargs": {"host": "127.0.0.1", "dashboard": False}}
+        common = {"scheduler_kwargs": {"host": LOOPBACK, "dashboard": False}}
         if gpus:
             devices = visible_gpus()
             if not devices:
@@ -140,7 +150,7 @@ class DaskExecutor(Executor):
             scheduler = {"cls": distributed.Scheduler, "options": common["scheduler_kwargs"]}
             return distributed.SpecCluster(workers=gpu_worker_specs(devices), scheduler=scheduler)
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=None)
+                                        host=LOOPBACK, dashboard_address=None)
 
     def submit(self, job: BackboneJob) -> TaskFuture:
         key = f"extract {job.backbone} @{job.img_size}px {uuid.uuid4().hex[:8]}"

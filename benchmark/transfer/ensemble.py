@@ -12,6 +12,7 @@ import numpy as np
 
 import backbones
 
+from ..core.features import build_job_base
 from ..core.finetune import pooled_features, split_base, trainable_params
 from ..core.metrics import accuracy
 from ..core.networks import Recipe, train_network
@@ -39,8 +40,9 @@ def train_member(t: Transfer, name: str, weights_from: str | None, echo=print):
     if not weights.pretrained:
         raise ValueError(f"no pretrained weights for ensemble member {spec.name}: put {spec.weights_filename} "
                          f"in the weights folder")
-    base = backbones.build_base(spec.name, t.img_size, weights)
-    sets = t.features(t.job(spec.name, weights), base, echo)
+    job = t.job(spec.name, weights)
+    base = build_job_base(job)
+    sets = t.features(job, base, echo)
     c = t.config
     trained = train_network(Recipe(head=c.head(), label_smoothing=c.label_smoothing, seed=c.seed),
                             {name: (found.features, found.labels) for name, found in sets.items()},

@@ -18,6 +18,7 @@ import backbones
 
 from ..core.atomic import copy_file, probe_writable, write_json, write_npz
 from ..core.data import Split, load_cifar10, make_splits
+from ..core.features import WeightsUnavailable
 from ..core.finetune import cut_tensors
 from ..core.progress import format_duration
 from ..core.results import N_EXAMPLES, TRANSFER_JSON, TRANSFER_NPZ
@@ -99,7 +100,11 @@ def make_final_model(run: FinalRun, preprocess_data, echo=print) -> dict:
     """
     t_start = time.perf_counter()
     transfer, members, test, store = plan(run, echo)
-    info = final_model_file(transfer, members, run.mirror, run.weights_dir, store, echo)
+    try:
+        info = final_model_file(transfer, members, run.mirror, run.weights_dir, store, echo)
+    except WeightsUnavailable as err:  # offline without a weights folder: the fix, not a traceback
+        raise ValueError(f"{err}; offline, put <Name>_notop_imagenet.weights.h5 files in a folder and pass "
+                         f"--weights-dir or set ${backbones.WEIGHTS_ENV} (README: 'Offline use')") from None
     copy_file(info["path"], run.output)  # the cache holds it already: a failed copy loses no training
     size_mib = os.path.getsize(run.output) / 2**20
     echo(f"Saved {run.output} ({size_mib:.1f} MiB).")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import backbones
 
 from ..core.data import Split
-from ..core.features import FLIP, BackboneJob, FeatureSet, ensure_features
+from ..core.features import FLIP, BackboneJob, FeatureSet, build_job_base, ensure_features
 from ..core.finetune import split_base
 from ..core.keys import model_parts
 from ..core.networks import Recipe, train_network
@@ -84,11 +84,11 @@ def train_main(t: Transfer, echo=print):
         accuracy, epochs, wall seconds and trainable parameters, and the
         per-epoch training and validation curves.
     """
-    base = backbones.build_base(t.spec.name, t.img_size, t.weights)
-    top = split_base(base, t.cut)[1] if t.cut else None
     splits = ("train", "train" + FLIP, "val") if t.flip_features else ("train", "val")
-    splits += ("test",) if t.test is not None else ()
-    sets = t.features(t.job(cut=t.cut, splits=splits), base, echo)
+    job = t.job(cut=t.cut, splits=splits + (("test",) if t.test is not None else ()))
+    base = build_job_base(job)  # WeightsUnavailable when an ImageNet download fails
+    top = split_base(base, t.cut)[1] if t.cut else None
+    sets = t.features(job, base, echo)
     trained = train_network(t.recipe(), {name: (found.features, found.labels) for name, found in sets.items()},
                             top, echo, label=f"{t.spec.name} above {t.cut}")
     record = {"stages": trained.stages, "curves": trained.curves}
