@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.core.results import REGIMES, best_rows, prediction_key, ranked, top_scorer
+from benchmark.core.results import REGIMES, best_rows, prediction_key, ranked, row_predictions, top_scorer
 
 from . import figures
 from .stats import correlation, mcnemar
@@ -68,7 +68,7 @@ def _paired(frame: pd.DataFrame, labels, predictions: dict) -> dict | None:
     second = runner_up(frame, top) if top is not None else None
     if second is None or labels is None:
         return None
-    a, b = predictions.get(prediction_key(top)), predictions.get(prediction_key(second))
+    a, b = row_predictions(predictions, top), row_predictions(predictions, second)
     full = int(top["test_size"]) == int(second["test_size"]) == len(labels)  # not an older 48-image file
     if a is None or b is None or not full or not len(a) == len(b) == len(labels):
         return None

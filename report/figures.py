@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmark.core.data import CLASSES  # noqa: E402
-from benchmark.core.results import best_rows, prediction_key, top_scorer  # noqa: E402
+from benchmark.core.results import best_rows, row_predictions, top_scorer  # noqa: E402
 
 
 def frozen(frame: pd.DataFrame) -> pd.DataFrame:
@@ -378,7 +378,7 @@ def training_curves(record: dict):
 def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict, n: int = 16):
     """CIFAR-10 test images with the top scorer's predictions (mistakes in red, with the true label)."""
     top = top_scorer(frame)
-    preds = None if top is None else predictions.get(prediction_key(top))
+    preds = None if top is None else row_predictions(predictions, top)
     return examples_figure(images, labels, preds, f"The top scorer, {_label(top)} px," if top is not None else "", n)
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 from benchmark.core.atomic import atomic_path
 from benchmark.core.metrics import confusion_matrix
-from benchmark.core.results import best_rows, prediction_key, ranked, top_scorer
+from benchmark.core.results import best_rows, ranked, row_predictions, top_scorer
 
 from . import figures
 from .html import esc
@@ -76,7 +76,7 @@ def _timed(r: Results) -> str | None:
 
 def _examples(r: Results) -> str | None:
     top = top_scorer(r.frame)
-    if r.examples is not None and top is not None and prediction_key(top) in r.examples[2]:
+    if r.examples is not None and top is not None and row_predictions(r.examples[2], top) is not None:
         return None
     return "no examples.npz with the top scorer's predictions beside the results, or no scored row"
 

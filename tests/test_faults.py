@@ -437,3 +437,46 @@ def test_report_errors_are_one_line(case, tmp_path):
     edit(results)
     done = _run(["-m", "report", "--results", str(results), *(args or ["--out", str(tmp_path / "out")])])
     _clean_error(done, 2, *names)
+
+
+def test_predictions_of_different_protocols_do_not_collide():
+    """examples.npz's keys once left out the split sizes, weights and data: a folder holding runs of two
+    training sizes fed the paired test and the examples figure with another row's predictions."""
+    from benchmark.core.results import prediction_key, row_predictions
+
+    row = {"model": "MobileNetV2", "img_size": 32, "precision": "fp32", "head": "mlp", "regime": "frozen",
+           "weights_id": "w", "data_fingerprint": "d", "train_size": 100, "val_size": 50, "test_size": 50}
+    others = [{**row, "train_size": 200}, {**row, "weights_id": "v"}, {**row, "data_fingerprint": "e"},
+              {**row, "regime": "finetune"}]
+    keys = {prediction_key(r) for r in [row, *others]}
+    assert len(keys) == 5
+    predictions = {prediction_key(r): np.array([i]) for i, r in enumerate([row, *others])}
+    assert [int(row_predictions(predictions, r)[0]) for r in [row, *others]] == [0, 1, 2, 3, 4]
+    from_csv = pd.Series({**row, "img_size": 32.0, "train_size": 100.0, "val_size": 50.0, "test_size": 50.0})
+    assert prediction_key(from_csv) == prediction_key(row)  # a row read back from results.csv finds its own
+    assert int(row_predictions({"MobileNetV2|32|mlp": np.array([7])}, row)[0]) == 7  # an older examples.npz
+
+
+def test_a_hand_edited_results_csv_is_refused_not_overwritten(tmp_path):
+    """results.csv is an export of results.sqlite: a run once re-exported it over a user's edit, silently."""
+    from benchmark.core.results import ResultsSchemaError
+    from benchmark.core.results_db import ResultsDB
+
+    row = {"model": "MobileNetV2", "img_size": 32, "precision": "fp32", "head": "mlp", "regime": "frozen",
+           "weights": "imagenet", "weights_id": "w", "data_fingerprint": "d", "train_size": 100, "val_size": 50,
+           "test_size": 50, "val_acc": 0.5, "test_acc": 0.5}
+    db = ResultsDB(str(tmp_path))
+    db.add(db.start_run({}), [row])
+    db.close()
+    ResultsDB(str(tmp_path)).close()  # untouched: fine
+    csv = tmp_path / "results.csv"
+    edited = csv.read_text().replace("0.5", "0.9", 1)
+    csv.write_text(edited)
+    with pytest.raises(ResultsSchemaError, match="results.csv changed since this tool wrote it"):
+        ResultsDB(str(tmp_path))
+    assert csv.read_text() == edited  # the edit is still there
+    csv.unlink()  # the way out the message names: exported again by the next run
+    db = ResultsDB(str(tmp_path))
+    db.add(db.start_run({}), [{**row, "test_acc": 0.6}])
+    db.close()
+    assert len(pd.read_csv(csv)) == 1

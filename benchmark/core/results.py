@@ -6,6 +6,7 @@ Written as `results.csv` and `results.json` (pandas, records orient) with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -209,12 +210,46 @@ def write_examples(out_dir: str, test, predictions: dict) -> None:
     write_npz(os.path.join(out_dir, "examples.npz"), **arrays)
 
 
+# What makes two rows "the same measurement": a newer one supersedes the older (results_db), and its test
+# predictions are stored under it (examples.npz).
+KEY_COLUMNS = ("model", "img_size", "precision", "head", "weights_id", "data_fingerprint", "train_size", "val_size",
+               "test_size")
+
+
+def _plain(value):
+    """JSON for numpy scalars and pandas' missing values."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
+
+
+def _key_value(value):
+    value = _plain(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # 2000.0 from a CSV is 2000
+
+
+def row_key(row) -> str:
+    """A results row's key (a dict or a pandas row): `KEY_COLUMNS`, and the regime when not frozen."""
+    parts = [_key_value(row.get(col)) for col in KEY_COLUMNS]
+    if row.get("regime") not in (None, "frozen"):  # frozen rows keep the keys they had before the regime column
+        parts.append(row["regime"])
+    return json.dumps(parts, default=str)
+
+
 def prediction_key(row) -> str:
-    """examples.npz's key of a results row's predictions (a dict or a pandas row): "model|img_size|head",
-    "finetune" in place of the head for that regime, and "|precision" after it for other than fp32."""
+    """examples.npz's key of a results row's predictions: a digest of the row's own key, so rows of other
+    protocols (split sizes, weights, data) never share predictions."""
+    return hashlib.sha256(row_key(row).encode()).hexdigest()[:24]
+
+
+def row_predictions(predictions: dict, row):
+    """The row's test predictions from `load_examples`' dict, or None. Files written before the row's own
+    key was used held "model|img_size|head[|precision]" keys ("finetune" for that regime): read as a fallback."""
     tail = "finetune" if row["regime"] == "finetune" else row["head"]
-    return f"{row['model']}|{int(row['img_size'])}|{tail}" + ("" if row["precision"] == "fp32" else
-                                                              f"|{row['precision']}")
+    legacy = f"{row['model']}|{int(row['img_size'])}|{tail}" + ("" if row["precision"] == "fp32" else
+                                                                f"|{row['precision']}")
+    found = predictions.get(prediction_key(row))
+    return found if found is not None else predictions.get(legacy)
 
 
 def load_examples(out_dir: str) -> tuple:

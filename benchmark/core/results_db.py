@@ -22,41 +22,21 @@ import time
 
 import pandas as pd
 
-from .results import load_results, to_frame, write_results
+from .atomic import sha256_file
+from .results import KEY_COLUMNS, ResultsSchemaError, _plain, load_results, row_key, to_frame, write_results  # noqa: F401
 
 DB_FILE = "results.sqlite"
-# What makes two rows "the same measurement": a newer one supersedes the older.
-KEY_COLUMNS = ("model", "img_size", "precision", "head", "weights_id", "data_fingerprint", "train_size", "val_size",
-               "test_size")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT, host TEXT, git_sha TEXT,
                                  environment TEXT);
 CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER REFERENCES runs(id),
                                  key TEXT NOT NULL, row TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS rows_key ON rows(key);
+CREATE TABLE IF NOT EXISTS exports (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL);
 """
 
 # Per key, its first and its newest row's id: the exports hold the newest row of every key.
 LATEST_IDS = "SELECT key, MIN(id) AS first, MAX(id) AS last FROM rows GROUP BY key"
-
-
-def _plain(value):
-    """JSON for numpy scalars and pandas' missing values."""
-    if hasattr(value, "item"):
-        value = value.item()
-    return None if isinstance(value, float) and value != value else value
-
-
-def _key_value(value):
-    value = _plain(value)
-    return int(value) if isinstance(value, float) and value.is_integer() else value  # 2000.0 from a CSV is 2000
-
-
-def row_key(row: dict) -> str:
-    parts = [_key_value(row.get(col)) for col in KEY_COLUMNS]
-    if row.get("regime") not in (None, "frozen"):  # frozen rows keep the keys they had before the regime column
-        parts.append(row["regime"])
-    return json.dumps(parts, default=str)
 
 
 class ResultsDB:
@@ -72,6 +52,7 @@ class ResultsDB:
                 for statement in filter(str.strip, SCHEMA.split(";")):
                     self.conn.execute(statement)
                 self._import_legacy()
+            self._check_exports()
         except BaseException:
             self.conn.close()
             raise
@@ -96,6 +77,16 @@ class ResultsDB:
         run_id = self._insert_run({"imported_from": os.path.abspath(csv)})
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
         self._insert_rows(run_id, rows)
+
+    def _check_exports(self) -> None:
+        """Refuses a results.csv edited by hand since its last export: the next export would undo the edit."""
+        for name, sha in self.conn.execute("SELECT name, sha256 FROM exports"):
+            path = os.path.join(self.out_dir, name)
+            if os.path.exists(path) and sha256_file(path) != sha:
+                raise ResultsSchemaError(
+                    f"{path} changed since this tool wrote it: it is an export of {DB_FILE}, and this run would "
+                    f"overwrite the edit. Keep your edits in another file, or delete {name} to have it exported "
+                    f"again, then rerun")
 
     def _insert_run(self, environment: dict) -> int:
         cursor = self.conn.execute(
@@ -130,6 +121,8 @@ class ResultsDB:
             n_runs = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             env = None if environment is None else {**environment, "results_db": {"file": DB_FILE, "runs": n_runs}}
             frame = write_results(self.latest(), self.out_dir, env)
+            self.conn.execute("INSERT OR REPLACE INTO exports (name, sha256) VALUES (?, ?)",
+                              ("results.csv", sha256_file(os.path.join(self.out_dir, "results.csv"))))
         return added, replaced, frame
 
     def close(self) -> None:
