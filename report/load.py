@@ -44,7 +44,7 @@ def load(results_dir: str, final_min_size: int | None = None) -> Results:
     frame = load_results(results_dir)
     try:
         examples = load_examples(results_dir)
-    except (OSError, KeyError, ValueError):
+    except FileNotFoundError:  # none, or damaged (load_npz has said so)
         examples = None
     labels, predictions = (examples[1], examples[2]) if examples else (None, {})
     runs = live_runs(results_dir)

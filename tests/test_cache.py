@@ -219,3 +219,12 @@ def test_stale_temp_sweep_leaves_other_files_alone(tmp_path):
         os.utime(path, (old, old))
     assert Store(str(root)).remove_stale_temp() == 1
     assert not ours.exists() and all(path.exists() for path in theirs)
+
+
+def test_a_compute_of_the_wrong_shape_stores_nothing(cache):
+    parts = {"backbone": "x"}
+    with pytest.raises(TypeError, match="a models record is a dict and a function that writes its file"):
+        cache.memo("models", parts, lambda: ({"val_acc": 1.0}, None))
+    with pytest.raises(TypeError, match="a heads record is a dict"):
+        cache.memo("heads", parts, lambda: [1, 2])
+    assert cache.lookup("models", parts) is None and cache.lookup("heads", parts) is None

@@ -18,17 +18,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(module_args, cwd=ROOT, **extra_env):
+def _run(module_args, cwd=ROOT, preexec_fn=None, **extra_env):
     env = {k: v for k, v in os.environ.items() if k != "BACKBONE_WEIGHTS_DIR"}
     return subprocess.run([sys.executable, *module_args], cwd=cwd, capture_output=True, text=True,
-                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}, timeout=600)
+                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}, timeout=600, preexec_fn=preexec_fn)
 
 
-def _bench(tiny_cifar_dir, tmp_path, *args, out="r", cache="c", report=False):
+def _bench(tiny_cifar_dir, tmp_path, *args, out="r", cache="c", report=False, preexec_fn=None):
     return _run(["-m", "benchmark", "--data-dir", tiny_cifar_dir, "--val-holdout", "100", "--train-size", "100",
                  "--val-size", "50", "--test-size", "50", "--time-images", "8", "--batch-size", "16",
                  "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / cache),
-                 *([] if report else ["--no-report"]), *args])
+                 *([] if report else ["--no-report"]), *args], preexec_fn=preexec_fn)
 
 
 def _clean_error(done, code, *names):
@@ -403,11 +403,12 @@ def test_markup_in_a_shared_results_csv_is_refused(tmp_path):
     checks every enumerated column, so `python -m report` names the cell and builds nothing."""
     import shutil
 
-    shutil.copy(os.path.join(ROOT, "docs", "measured", "results.csv"), tmp_path / "results.csv")
-    frame = pd.read_csv(tmp_path / "results.csv")
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "docs", "measured"), results)
+    frame = pd.read_csv(results / "results.csv")
     frame.loc[0, "precision"] = "<img src=x onerror=alert(1)>"
-    frame.to_csv(tmp_path / "results.csv", index=False)
-    done = _run(["-m", "report", "--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    frame.to_csv(results / "results.csv", index=False)
+    done = _run(["-m", "report", "--results", str(results), "--out", str(tmp_path / "out")])
     _clean_error(done, 2, "results.csv, line 2, column precision", "one of bf16, fp32")
     assert not (tmp_path / "out" / "index.html").exists()
 
@@ -480,3 +481,63 @@ def test_a_hand_edited_results_csv_is_refused_not_overwritten(tmp_path):
     db.add(db.start_run({}), [{**row, "test_acc": 0.6}])
     db.close()
     assert len(pd.read_csv(csv)) == 1
+
+
+def test_a_damaged_results_database_is_one_line(tiny_cifar_dir, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "results.sqlite").write_bytes(b"\x00not a database" * 100)
+    done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNetV3Small", "--time-only", "--sizes", "32")
+    _clean_error(done, 2, "results.sqlite is not a readable results database", "--fresh")
+
+
+def test_damaged_npz_files_leave_a_report_without_their_figures(tmp_path):
+    """A truncated examples.npz or transfer.npz once broke the report (BadZipFile), and with it every later
+    benchmark run's report. Now: one warning naming each file, and the page says which figures are missing."""
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "docs", "measured"), results)
+    for name in ("examples.npz", "transfer.npz"):
+        data = (results / name).read_bytes()
+        (results / name).write_bytes(data[: len(data) // 2])
+    done = _run(["-m", "report", "--results", str(results), "--out", str(tmp_path / "out")])
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "examples.npz is damaged" in done.stderr and "transfer.npz is damaged" in done.stderr
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "fig_examples.png" not in page and "no examples.npz" in page
+
+
+def test_disk_full_is_one_line_and_keeps_the_rows(warm, tiny_cifar_dir, tmp_path):
+    """A write that runs out of room (here a 100 KiB file-size limit, as `ulimit -f 100` sets: examples.npz
+    is larger) was a traceback. Now one line naming the file and the free space, exit 1, and the database
+    keeps the rows written before it."""
+    import resource
+    import sqlite3
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))
+
+    done = _bench(tiny_cifar_dir, tmp_path, *warm, out="r2", preexec_fn=limit)
+    _clean_error(done, 1, "could not write", "examples.npz", "File too large", "GiB free")
+    with sqlite3.connect(tmp_path / "r2" / "results.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0] == 1  # the linear head's row
+
+
+def test_fresh_while_another_run_writes_is_refused(tiny_cifar_dir, tmp_path):
+    """--fresh once unlinked a live database under a concurrent run, whose exports then overwrote the new
+    run's. Every run holds the folder's run lock shared; --fresh needs it alone."""
+    import fcntl
+
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "results.csv").write_text("kept\n")
+    with open(out / ".run.lock", "a+") as other_run:
+        fcntl.flock(other_run, fcntl.LOCK_SH)
+        done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNetV3Small", "--time-only", "--sizes", "32",
+                      "--fresh")
+    _clean_error(done, 2, "--fresh would delete the results of another run", str(out))
+    assert (out / "results.csv").read_text() == "kept\n"
+    done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNetV3Small", "--time-only", "--sizes", "32",
+                  "--fresh")  # alone, it starts the folder anew
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert pd.read_csv(out / "results.csv")["model"].tolist() == ["MobileNetV3Small"]

@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -490,8 +491,14 @@ def test_every_value_from_the_results_folder_is_escaped(tiny_results, tmp_path):
     record.update(img_size="<s>48</s>", n_train="<em>200</em>")
     record["jpeg_shift"]["quality"] = "<q>50</q>"
     (results / "transfer.json").write_text(json.dumps(record))
+    frame = pd.read_csv(results / "results.csv")  # the free-text columns of a shared results.csv
+    for column, markup in (("family", "<b>fam</b>"), ("host", "<i>host</i>"), ("device", "<u>dev</u>"),
+                           ("weights_id", "<s>w</s>"), ("data_fingerprint", "<q>d</q>")):
+        frame[column] = markup
+    frame.to_csv(results / "results.csv", index=False)
     page = open(build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)).read()
-    for raw in ("<i>2</i>", "<b>cpu</b>", "<u>512</u>", "<s>48</s>", "<em>200</em>", "<q>50</q>"):
+    for raw in ("<i>2</i>", "<b>cpu</b>", "<u>512</u>", "<s>48</s>", "<em>200</em>", "<q>50</q>", "<b>fam</b>",
+                "<i>host</i>", "<u>dev</u>", "<s>w</s>", "<q>d</q>"):
         assert raw not in page
     assert "&lt;i&gt;2&lt;/i&gt;" in page and "&lt;s&gt;48&lt;/s&gt;" in page and "&lt;q&gt;50&lt;/q&gt;" in page
     assert "&lt;u&gt;512&lt;/u&gt;" in page and "&lt;em&gt;200&lt;/em&gt;" in page and "&lt;b&gt;cpu" in page

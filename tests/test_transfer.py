@@ -460,3 +460,21 @@ def test_recorded_settings_give_the_exact_command(run):
     assert str(again.img_size) == str(final.img_size) if final.img_size else again.img_size is None
     if not run:
         assert command == "python 0-transfer.py"  # the shipped model: every flag at its default
+
+
+def test_keras_output_is_a_keras_zip(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
+    """The model cache keeps HDF5; an --output ending in .keras gets the .keras (zip) format it names."""
+    import zipfile
+
+    import keras
+
+    weights = _random_weights(tmp_path / "weights", "MobileNetV2")
+    monkeypatch.chdir(tmp_path)
+    assert _module().main(["--backbone", "MobileNetV2", "--size", "32", "--data-dir", tiny_cifar_dir,
+                           "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"), "--val-holdout",
+                           "100", "--train-size", "100", "--test-size", "50", "--epochs", "1", "--hidden", "16",
+                           "--no-fine-tune", "--mirror", "off", "--jpeg-qualities", "--output", "model.keras"]) == 0
+    assert zipfile.is_zipfile(tmp_path / "model.keras")
+    keras.backend.clear_session()
+    assert keras.models.load_model(str(tmp_path / "model.keras"), safe_mode=True).input_shape == (None, 32, 32, 3)
+    assert json.loads((tmp_path / "transfer.json").read_text())["model_file"] == "model.keras"

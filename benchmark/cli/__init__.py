@@ -11,8 +11,10 @@ They share one rule for user errors: one line on stderr, exit code 2.
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import re
+import shutil
 import subprocess
 import sys
 from typing import Callable
@@ -85,6 +87,20 @@ def filter_stderr(drop: re.Pattern = FRAMEWORK_NOISE) -> None:
     atexit.register(restore)
 
 
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}  # no space, a file-size limit, a quota
+
+
+def disk_full(err: OSError) -> str:
+    """One line for a write that ran out of room: the file, the reason, the free space there, the fix."""
+    folder = os.path.dirname(os.path.abspath(err.filename)) if err.filename else os.getcwd()
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    free = shutil.disk_usage(folder).free / 2**30
+    return (f"could not write {err.filename or 'a file'} ({err.strerror}; {free:.1f} GiB free in {folder}). Make "
+            f"room, or point --out/--cache-dir at another disk, and rerun: finished work is kept in the cache and "
+            f"the results database")
+
+
 def exit_code(work: Callable[[], int], interrupted: str = "interrupted") -> int:
     """Runs `work`; a user error prints `error: ...` and gives 2, Ctrl-C prints `interrupted` and gives 130."""
     try:
@@ -94,6 +110,11 @@ def exit_code(work: Callable[[], int], interrupted: str = "interrupted") -> int:
         return 2
     except BrokenPipeError:  # e.g. `--list | head`
         return 0
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        print(f"error: {disk_full(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\n{interrupted}", file=sys.stderr)
         return 130

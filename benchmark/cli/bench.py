@@ -276,21 +276,19 @@ def main(argv=None) -> int:
             print_plan(args.out, args.plan)
             return 0
         config = config_from_args(args)
-        if args.fresh:
-            from ..core.results_db import remove_results
-
-            remove_results(config.out)
         report_dir = args.report_dir or os.path.join(config.out, "report")
-        if not args.no_report:  # found now, not after the whole run
+        if not args.no_report:  # found now, not after the whole run (and before --fresh deletes anything)
             from ..run.runner import check_writable_dir
 
             check_writable_dir(report_dir, "--report-dir")
         from report import build_report
 
+        from ..core.results_db import run_lock
         from ..run.runner import Runner
 
         runner = Runner(config)
-        frame = runner.run()
+        with run_lock(config.out, fresh=args.fresh):  # --fresh deletes the results only when no other run writes
+            frame = runner.run()
         print_summary(frame)
         if frame is not None:
             print(f"{len(frame)} rows in {os.path.join(config.out, 'results.csv')}: this run added {runner.added} "

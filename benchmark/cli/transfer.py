@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true",
                    help="no mirroring: neither features of mirrored images nor random mirroring of maps")
     p.add_argument("--fine-tune", dest="fine_tune", action="store_true", default=None,
-                   help="fine-tune the part above the cut on cached maps (default: when the benchmark's top scorer is a "
-                        "finetune row, and for --backbone or without results)")
+                   help="fine-tune the part above the cut on cached maps (default: when the benchmark's top scorer "
+                        "is a finetune row, and for --backbone or without results)")
     p.add_argument("--no-fine-tune", dest="fine_tune", action="store_false",
                    help="train only the head on frozen features")
-    p.add_argument("--ft-epochs", type=int, default=TRAINING.ft_epochs, help="maximum fine-tuning epochs (default %(default)s)")
+    p.add_argument("--ft-epochs", type=int, default=TRAINING.ft_epochs,
+                   help="maximum fine-tuning epochs (default %(default)s)")
     p.add_argument("--ft-lr", type=float, default=TRAINING.ft_lr, help="fine-tuning learning rate (default %(default)s)")
     p.add_argument("--ft-shift", type=int, default=TRAINING.ft_shift, metavar="CELLS",
                    help="shift the cached maps at random by up to this many cells each way while fine-tuning "
@@ -52,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "'a+b' for two tensors; default: the measured cut where there is one ("
                         + ", ".join(f"{name} {cut}" for name, cut in config.FINAL_CUTS.items()) + "; for "
                         "other backbones the registry's cut at the input of the last stage)")
-    p.add_argument("--hidden", type=int, default=TRAINING.hidden, help="hidden units of the MLP head (default %(default)s)")
+    p.add_argument("--hidden", type=int, default=TRAINING.hidden,
+                   help="hidden units of the MLP head (default %(default)s)")
     p.add_argument("--dropout", type=float, default=TRAINING.dropout, help="of the MLP head (default %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=TRAINING.label_smoothing,
                    help="of both stages' cross-entropy (default %(default)s)")
     p.add_argument("--epochs", type=int, default=TRAINING.epochs,
                    help="maximum head epochs, early-stopped on validation (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=TRAINING.batch_size, help="extraction batch size (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=TRAINING.batch_size,
+                   help="extraction batch size (default %(default)s)")
     p.add_argument("--chunk-size", type=int, default=TRAINING.chunk_size,
                    help="images per saved chunk of an extraction (default %(default)s)")
     p.add_argument("--ensemble", nargs="+", default=list(RUN.ensemble), metavar="NAME",

@@ -29,6 +29,12 @@ def atomic_open(path: str, mode: str = "wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if err.filename is None:  # a failed write names no file: name the one being written (disk full)
+            raise OSError(err.errno, err.strerror, path) from err
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

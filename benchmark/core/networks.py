@@ -77,6 +77,7 @@ class Trained:
     stages: list = field(default_factory=list)
     curves: dict = field(default_factory=dict)
     test_pred: np.ndarray | None = None
+    seconds: dict = field(default_factory=dict)  # each stage's unrounded wall time ("head", "fine_tune")
 
     def score_test(self, features: np.ndarray, labels: np.ndarray) -> None:
         """Predicts the test split's pooled `features` with the head; the last stage gets its test accuracy."""
@@ -91,10 +92,10 @@ class Trained:
         result = {"val_acc": self.val_acc, "test_acc": report["accuracy"], "test_ci_low": report["ci_low"],
                   "test_ci_high": report["ci_high"], "per_class_acc": report["per_class"],
                   "confusion": report["confusion"], "test_pred": np.asarray(self.test_pred).astype(int).tolist(),
-                  "epochs": head["epochs"], "head_train_s": head["wall_s"]}
+                  "epochs": head["epochs"], "head_train_s": self.seconds["head"]}
         if len(self.stages) > 1:
             tuned = self.stages[1]
-            result.update(ft_epochs=tuned["epochs"], ft_train_s=tuned["wall_s"],
+            result.update(ft_epochs=tuned["epochs"], ft_train_s=self.seconds["fine_tune"],
                           trainable_params=tuned["trainable_params"], frozen_val_acc=head["val_acc"])
         return result
 
@@ -135,7 +136,7 @@ def train_network(recipe: Recipe, data: dict[str, tuple], top=None, echo=print,
                                     label_smoothing=recipe.label_smoothing)
     val_acc = accuracy(_predict(head, pooled["val"]), y_val)
     echo(f"  head: {epochs} epochs in {head_s:.0f}s, validation accuracy {val_acc:.4f} (frozen base)")
-    trained = Trained(head, top, val_acc, curves={"head": _curves(head.history.history)})
+    trained = Trained(head, top, val_acc, curves={"head": _curves(head.history.history)}, seconds={"head": head_s})
     trained.stages.append({"stage": "frozen head", "val_acc": val_acc, "epochs": epochs, "wall_s": round(head_s, 1),
                            "trainable_params": trainable_params(head)})
     if "test" in pooled:
@@ -159,6 +160,7 @@ def _fine_tune(recipe: Recipe, trained: Trained, data: dict, echo, label: str) -
     trained.stages.append({"stage": "fine-tuned", "val_acc": result.val_acc, "epochs": result.epochs,
                            "wall_s": round(result.seconds, 1), "trainable_params": result.trainable_params})
     trained.curves["fine_tune"] = _curves(result.history)
+    trained.seconds["fine_tune"] = result.seconds
 
 
 def train_head(config: HeadConfig, train: tuple, val: tuple, test: tuple, seed: int = 0) -> dict:
@@ -205,6 +207,7 @@ def ensure_finetuned(job: BackboneJob, sets: dict[str, FeatureSet], store: Store
     recipe = Recipe(head=FINETUNE_HEAD, fine_tune=config, label_smoothing=config.label_smoothing, seed=seed)
 
     def compute() -> dict:
+        top = trained = None
         try:
             top = split_base(build_job_base(job), job.cut)[1]
             trained = train_network(recipe, {name: (sets[name].features, sets[name].labels) for name in SCORED},
@@ -212,6 +215,7 @@ def ensure_finetuned(job: BackboneJob, sets: dict[str, FeatureSet], store: Store
                                     label=f"{job.backbone} above {job.cut}")
             return trained.scores(sets["test"].labels, seed=seed)
         finally:
+            top = trained = None  # noqa: F841 (dropped, so that release_keras can free them)
             release_keras()
 
     return store.memo("heads", _finetune_parts(job, {name: found.key for name, found in sets.items()}, seed), compute)

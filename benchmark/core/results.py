@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zipfile
 
 import pandas as pd
 
@@ -202,7 +204,7 @@ def write_examples(out_dir: str, test, predictions: dict) -> None:
     try:  # earlier runs' predictions on the same images stay, as their rows do
         old_images, old_labels, earlier = load_examples(out_dir)
         earlier = earlier if np.array_equal(old_images, images) and np.array_equal(old_labels, labels) else {}
-    except (OSError, KeyError, ValueError):
+    except NPZ_ERRORS:  # none yet, or damaged: this run writes it anew
         earlier = {}
     arrays = {"images": images, "labels": labels}
     arrays.update({f"pred:{key}": np.asarray(value, np.uint8) for key, value in {**earlier, **predictions}.items()
@@ -252,14 +254,34 @@ def row_predictions(predictions: dict, row):
     return found if found is not None else predictions.get(legacy)
 
 
+NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)  # a missing, truncated or foreign .npz
+
+
+def load_npz(path: str, names: tuple) -> tuple | None:
+    """`names`' arrays (a name ending in "*" gives a dict of every array with that prefix) from the .npz at
+    `path`; None when it is absent, or damaged (then one warning naming it and what to do)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return tuple({k[len(n) - 1:]: npz[k] for k in npz.files if k.startswith(n[:-1])} if n.endswith("*")
+                         else npz[n] for n in names)
+    except FileNotFoundError:
+        return None
+    except NPZ_ERRORS as err:
+        logging.getLogger("benchmark").warning("%s is damaged (%s: %s); the report goes on without it. Delete it: "
+                                               "the command that wrote it writes it again.", path,
+                                               type(err).__name__, err)
+        return None
+
+
 def load_examples(out_dir: str) -> tuple:
     """`(images uint8 (n, 32, 32, 3), labels (n_test,), {"model|img_size|head": predictions (n_test,)})`;
     the images are the first n of the test images the labels belong to."""
-    import numpy as np
-
-    with np.load(os.path.join(out_dir, "examples.npz"), allow_pickle=False) as npz:
-        preds = {k[5:]: npz[k] for k in npz.files if k.startswith("pred:")}
-        return npz["images"], npz["labels"], preds
+    found = load_npz(os.path.join(out_dir, "examples.npz"), ("images", "labels", "pred:*"))
+    if found is None:
+        raise FileNotFoundError(f"no readable examples.npz in {out_dir}")
+    return found
 
 
 def load_environment(out_dir: str) -> dict:
@@ -288,17 +310,9 @@ TRANSFER_NPZ = "transfer.npz"
 
 def load_transfer(out_dir: str) -> tuple[dict | None, tuple | None]:
     """`(transfer.json as a dict or None, (images, labels, predictions) from transfer.npz or None)`."""
-    import numpy as np
-
     path = os.path.join(out_dir, TRANSFER_JSON)
     record = _load_json(path) if os.path.exists(path) else None
-    arrays = None
-    try:
-        with np.load(os.path.join(out_dir, TRANSFER_NPZ), allow_pickle=False) as npz:
-            arrays = (npz["images"], npz["labels"], npz["predictions"])
-    except (OSError, KeyError, ValueError):
-        pass
-    return record, arrays
+    return record, load_npz(os.path.join(out_dir, TRANSFER_NPZ), ("images", "labels", "predictions"))
 
 
 # `python -m benchmark.epoch_ratio` writes this file beside the results; the report reads it.

@@ -23,7 +23,8 @@ import time
 import pandas as pd
 
 from .atomic import sha256_file
-from .results import KEY_COLUMNS, ResultsSchemaError, _plain, load_results, row_key, to_frame, write_results  # noqa: F401
+from .results import (KEY_COLUMNS, ResultsSchemaError, _plain, load_results, row_key,  # noqa: F401
+                      to_frame, write_results)
 
 DB_FILE = "results.sqlite"
 SCHEMA = """
@@ -45,7 +46,8 @@ class ResultsDB:
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
         os.makedirs(out_dir, exist_ok=True)
-        self.conn = sqlite3.connect(os.path.join(out_dir, DB_FILE), timeout=120, isolation_level=None)
+        path = os.path.join(out_dir, DB_FILE)
+        self.conn = sqlite3.connect(path, timeout=120, isolation_level=None)
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             with self.locked():
@@ -53,6 +55,11 @@ class ResultsDB:
                     self.conn.execute(statement)
                 self._import_legacy()
             self._check_exports()
+        except sqlite3.DatabaseError as err:  # not a database, or a damaged one
+            self.conn.close()
+            raise ResultsSchemaError(f"{path} is not a readable results database ({err}); move it away (the "
+                                     f"results.csv beside it holds the latest rows, and is imported into a new "
+                                     f"one), or pass --fresh to start the folder anew") from None
         except BaseException:
             self.conn.close()
             raise
@@ -64,7 +71,8 @@ class ResultsDB:
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled back by itself (disk full): keep the real error
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
@@ -127,6 +135,33 @@ class ResultsDB:
 
     def close(self) -> None:
         self.conn.close()
+
+
+RUN_LOCK = ".run.lock"  # every run holds it shared while it writes into the folder; --fresh needs it alone
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str, fresh: bool = False):
+    """Held for a whole run into `out_dir`: shared, so concurrent runs go on together. With `fresh`, the
+    folder's results are deleted first, under the lock held alone.
+
+    Raises:
+        ValueError: for `fresh` while another run writes into the folder (it would go on writing into a
+            deleted database, and its exports would overwrite this run's).
+    """
+    import fcntl
+
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, RUN_LOCK), "a+") as lock:
+        if fresh:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(f"--fresh would delete the results of another run that is writing into {out_dir} "
+                                 f"now; wait for it to finish, or pass another --out") from None
+            remove_results(out_dir)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
 
 
 def remove_results(out_dir: str) -> None:

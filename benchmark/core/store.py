@@ -113,6 +113,8 @@ def read_sidecar(meta_path: str, key: str, file_path: str | None = None,
                 raise ValueError("checksum mismatch (truncated or modified file)")
         except FileNotFoundError:
             raise ValueError(f"{os.path.basename(file_path)} missing") from None
+        except OSError as err:  # unreadable: a miss to recompute, like a changed file
+            raise ValueError(f"{os.path.basename(file_path)} unreadable ({err.strerror or err})") from None
     return meta
 
 
@@ -296,6 +298,9 @@ class Store:
     def write(self, kind: str, parts: dict, result: dict, make_file: Callable[[str], None] | None = None) -> dict:
         """Stores `result` (and, for kinds with a file, what `make_file(tmp_path)` writes) atomically;
         returns what `lookup` would."""
+        if not isinstance(result, dict) or (kind in FILE_SUFFIX) != callable(make_file):
+            raise TypeError(f"a {kind} record is a dict" + (" and a function that writes its file" if kind in
+                                                            FILE_SUFFIX else "") + f"; got {type(result).__name__}")
         missing = [f for f in REQUIRED_FIELDS.get(kind, ()) if f not in result]
         if missing:  # it would be discarded on every read
             raise ValueError(f"a {kind} record lacks {', '.join(missing)}")
@@ -323,7 +328,7 @@ class Store:
             if on_hit is not None:
                 on_hit(found)
             return found
-        computed = compute()
         if kind in FILE_SUFFIX:
-            return self.write(kind, parts, *computed)
-        return self.write(kind, parts, computed)
+            result, make_file = compute()
+            return self.write(kind, parts, result, make_file)
+        return self.write(kind, parts, compute())

@@ -61,7 +61,8 @@ def finetuned_row(shared: dict, result: dict) -> dict:
 def head_row(shared: dict, kind: str, result: dict, feature_dim: int | None = None) -> dict:
     """A row for one trained head (`benchmark.core.networks.ensure_head`'s result)."""
     return {**shared, "head": kind, "regime": "frozen",
-            "trainable_params": head_params(kind, feature_dim) if feature_dim else None, "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
+            "trainable_params": head_params(kind, feature_dim) if feature_dim else None,
+            "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
             "test_ci_low": round(result["test_ci_low"], 4), "test_ci_high": round(result["test_ci_high"], 4),
             "head_epochs": result["epochs"], "head_train_s": round(result["head_train_s"], 3),
             "per_class_acc": _json(result["per_class_acc"]), "confusion": _json(result["confusion"])}

@@ -100,8 +100,8 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
 
 
 def with_regimes(planned: list, config: RunConfig, weights: dict) -> list:
-    """`(spec, img_size, regime)` items: a frozen one per (spec, img_size) pair, and a finetune one where asked and possible
-    (pretrained weights, a registry cut, not --time-only). A backbone without weights is still timed."""
+    """`(spec, img_size, regime)` tasks: a frozen one per (spec, img_size) pair, and a finetune one where asked
+    and possible (pretrained weights, a registry cut, not --time-only). A backbone without weights is still timed."""
     items = []
     for spec, img_size in planned:
         scored = weights[spec.name].pretrained and not config.time_only

@@ -16,7 +16,7 @@ import numpy as np
 
 import backbones
 
-from ..core.atomic import copy_file, probe_writable, write_json, write_npz
+from ..core.atomic import atomic_path, copy_file, probe_writable, write_json, write_npz
 from ..core.data import Split, load_cifar10, make_splits
 from ..core.features import WeightsUnavailable
 from ..core.finetune import cut_tensors
@@ -31,13 +31,26 @@ from .model_file import final_model_file
 from .select import choose_backbone, final_cut
 from .train import Transfer
 
-MODEL_SUFFIXES = (".h5", ".keras")
+MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def save_output(cached: str, output: str) -> None:
+    """The cached HDF5 file at `output`: copied, or saved again in the .keras (zip) format its name asks for."""
+    if not output.endswith(".keras"):
+        copy_file(cached, output)
+        return
+    import keras
+
+    keras.backend.clear_session()
+    with atomic_path(output) as tmp:
+        keras.models.load_model(cached, safe_mode=True).save(tmp)
 
 
 def check_output(output: str) -> None:
     """Raises ValueError/PermissionError naming `output` when the model could not be saved there."""
     if not output.endswith(MODEL_SUFFIXES):
-        raise ValueError(f"--output {output!r}: Keras saves a model as .h5 or .keras; end the name with one")
+        raise ValueError(f"--output {output!r}: Keras saves a model as .h5 or .keras (or .hdf5); end the name "
+                         f"with one")
     folder = os.path.dirname(os.path.abspath(output))
     try:
         probe_writable(folder)
@@ -105,7 +118,7 @@ def make_final_model(run: FinalRun, preprocess_data, echo=print) -> dict:
     except WeightsUnavailable as err:  # offline without a weights folder: the fix, not a traceback
         raise ValueError(f"{err}; offline, put <Name>_notop_imagenet.weights.h5 files in a folder and pass "
                          f"--weights-dir or set ${backbones.WEIGHTS_ENV} (README: 'Offline use')") from None
-    copy_file(info["path"], run.output)  # the cache holds it already: a failed copy loses no training
+    save_output(info["path"], run.output)  # the cache holds it already: a failed save loses no training
     size_mib = os.path.getsize(run.output) / 2**20
     echo(f"Saved {run.output} ({size_mib:.1f} MiB).")
     plain = evaluate(run.output, test, preprocess_data, store, run.recheck, echo=echo)

@@ -62,7 +62,7 @@ def with_members(t: Transfer, members: list[str], weights_dir: str | None, store
              f"{t.spec.name} alone (the bar is {config.ENSEMBLE_MIN_GAIN * 100:g}, since every prediction pays for "
              f"all its networks){'' if keep else '; saving the single network'}")
         info = {k: v for k, v in main.items() if k != "path"}
-        info = {**info, "val_acc": val_acc if keep else info.get("val_acc"), "stages": [*info["stages"], stage]}
+        info = {**info, "val_acc": val_acc if keep else info.get("val_acc"), "stages": [*info.get("stages", []), stage]}
         return info, (ensemble.save if keep else _copier(main["path"]))
 
     return store.memo("models", _ensemble_parts(t, members, weights_dir), compute,
@@ -75,8 +75,9 @@ def _ensemble_parts(t: Transfer, members: list[str], weights_dir: str | None) ->
 
 
 def mirrored(t: Transfer, make_before, parts: dict, mode: str, store: Store, echo=print) -> dict:
-    """The record from `make_before()` (called only when this step is not cached; `parts` is its key) after the test-time mirroring step: wrapped when `mode` is "on", or "auto" and it
-    gains at least MIRROR_MIN_GAIN on the validation split; its stage is added to the record either way."""
+    """The record from `make_before()` (called only when this step is not cached; `parts` is its key) after
+    the test-time mirroring step: wrapped when `mode` is "on", or "auto" and it gains at least
+    MIRROR_MIN_GAIN on the validation split; its stage is added to the record either way."""
     from .mirror import mirror_gain, mirrored_model
 
     def compute():
