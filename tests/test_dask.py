@@ -46,10 +46,12 @@ class Cluster:
         logs = open(self.log, "w")
         # The scheduler runs in another folder and without the project on its path: jobs are plain data.
         self.scheduler = subprocess.Popen(
-            ["dask", "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
+            ["dask", "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard",
+             "--dashboard-address", "127.0.0.1:0"],  # its /health server: not 0.0.0.0:8787
             cwd=str(tmp_path), stdout=logs, stderr=logs, env=_env())
         self.workers = [subprocess.Popen(
-            ["dask", "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+            ["dask", "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1",
+             "--dashboard-address", "127.0.0.1:0"],
             cwd=str(tmp_path), stdout=logs, stderr=logs, env=_env(PYTHONPATH=ROOT)) for _ in range(n_workers)]
         _wait_for_workers(self.address, n_workers)
 
@@ -244,12 +246,17 @@ def test_local_clusters_listen_on_loopback_only(gpus, monkeypatch):
     from benchmark.run import dask_executor
 
     monkeypatch.setattr(dask_executor, "visible_gpus", lambda: ["0"])  # one 'GPU' worker, pinned, on a CPU
+    me = psutil.Process()
+
+    def ours():  # this process and its children: the earlier tests' clusters among them
+        return {me.pid, *(child.pid for child in me.children(recursive=True))}
+
+    before = set(_listening(ours()))
     executor = dask_executor.DaskExecutor(n_workers=None if gpus else 2, gpus=gpus)
     try:
-        me = psutil.Process()
-        pids = {me.pid, *(child.pid for child in me.children(recursive=True))}
-        addresses = _listening(pids)
+        addresses = [a for a in _listening(ours()) if a not in before]  # only what this executor opened
         assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses
+        assert not any(a.endswith(":8787") for a in addresses), addresses  # never contends for the usual port
         assert len(executor.workers()) == (1 if gpus else 2)
     finally:
         executor.close()

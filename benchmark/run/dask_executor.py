@@ -141,7 +141,9 @@ class DaskExecutor(Executor):
 
     @staticmethod
     def _local_cluster(n_workers, gpus):
-        common = {"scheduler_kwargs": {"host": LOOPBACK, "dashboard": False}}
+        # Without a dashboard the scheduler still serves /health on its dashboard address: a free loopback port,
+        # not 8787 (another cluster's, or every interface's when it is given as ':8787').
+        common = {"scheduler_kwargs": {"host": LOOPBACK, "dashboard": False, "dashboard_address": f"{LOOPBACK}:0"}}
         if gpus:
             devices = visible_gpus()
             if not devices:
@@ -150,7 +152,8 @@ class DaskExecutor(Executor):
             scheduler = {"cls": distributed.Scheduler, "options": common["scheduler_kwargs"]}
             return distributed.SpecCluster(workers=gpu_worker_specs(devices), scheduler=scheduler)
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                        host=LOOPBACK, dashboard_address=None)
+                                        host=LOOPBACK, dashboard_address=None,
+                                        scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"})
 
     def submit(self, job: BackboneJob) -> TaskFuture:
         key = f"extract {job.backbone} @{job.img_size}px {uuid.uuid4().hex[:8]}"
