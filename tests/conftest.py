@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The fp32 matmul peak, given instead of measured: the measurement costs about 10 s of both cores in each of the
+# suite's benchmark runs. tests/test_flops.py and the worker test in tests/test_layout.py measure it.
+os.environ.setdefault("BACKBONE_BENCH_MATMUL_PEAK", "100.0")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.path.join(os.path.dirname(ROOT), "shared", "assets")
@@ -32,6 +35,19 @@ def make_tiny_cifar(n_train: int = 400, n_test: int = 200, seed: int = 0) -> Cif
     x_train, y_train = make(n_train)
     x_test, y_test = make(n_test)
     return Cifar10(x_train, y_train, x_test, y_test, "synthetic")
+
+
+def every_entry(names) -> list:
+    """`names` as test parameters: entries under 10 M parameters, and the smallest of each other family, run by
+    default; the larger rest are marked `sweep` (`tox -e sweep`), which keeps the default run within CI's time."""
+    import backbones
+
+    specs = [backbones.get(name) for name in names]
+    smallest = {}
+    for spec in sorted(specs, key=lambda s: s.param_count):
+        smallest.setdefault(spec.family, spec.name)
+    return [name if backbones.get(name).param_count < 10_000_000 or smallest[backbones.get(name).family] == name
+            else pytest.param(name, marks=pytest.mark.sweep) for name in names]
 
 
 @pytest.fixture(scope="session")

@@ -166,18 +166,30 @@ def test_bad_weights_file(make, tiny_cifar_dir, tmp_path):
 
 # -- the cache: wrong but parseable metadata is found, discarded with one warning, and recomputed --
 
-@pytest.fixture
-def warm(tiny_cifar_dir, tmp_path):
-    """A finished tiny run (MobileNetV3Small with fake weights: features, heads, a results table)."""
+@pytest.fixture(scope="module")
+def warm_run(tiny_cifar_dir, tmp_path_factory):
+    """One finished tiny run (MobileNetV3Small with fake weights: features, heads, a results table)."""
     import keras
 
-    weights = tmp_path / "weights"
+    root = tmp_path_factory.mktemp("warm")
+    weights = root / "weights"
     weights.mkdir()
     keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg") \
         .save_weights(str(weights / "MobileNetV3Small_notop_imagenet.weights.h5"))
     args = ["--backbones", "MobileNetV3Small", "--sizes", "32", "--weights-dir", str(weights), "--heads", "linear"]
-    done = _bench(tiny_cifar_dir, tmp_path, *args)
+    done = _bench(tiny_cifar_dir, root, *args)
     assert done.returncode == 0, done.stderr
+    return root, args
+
+
+@pytest.fixture
+def warm(warm_run, tmp_path):
+    """The finished run's cache and results, copied into this test's folder (each case damages its own copy)."""
+    import shutil
+
+    root, args = warm_run
+    for name in ("c", "r"):
+        shutil.copytree(root / name, tmp_path / name)
     return args
 
 

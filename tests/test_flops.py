@@ -33,3 +33,14 @@ def test_flops_grow_with_input_area():
 
 def test_matmul_peak_is_positive():
     assert matmul_peak_gflops(n=256, repeats=2) > 0
+
+
+def test_a_known_peak_skips_the_measurement(monkeypatch):
+    from benchmark.core.flops import PEAK_ENV, machine_peak_gflops
+
+    monkeypatch.setenv(PEAK_ENV, "123.5")
+    assert machine_peak_gflops() == 123.5
+    for bad in ("abc", "0", "-3", "inf", "nan"):
+        monkeypatch.setenv(PEAK_ENV, bad)
+        with pytest.raises(ValueError, match="not a positive number of GFLOP/s"):
+            machine_peak_gflops()

@@ -5,6 +5,7 @@ import pytest
 
 import backbones
 from backbones import UnknownBackboneError, get, list_models, names
+from conftest import every_entry
 
 EXPECTED = (
     ["Xception", "VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2",
@@ -97,14 +98,8 @@ def _check_built(name, size):
     keras.backend.clear_session()
 
 
-@pytest.mark.parametrize("name", ["MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "DenseNet121", "Xception"])
-def test_build_small_entries(name):
-    _check_built(name, max(get(name).min_size, 32))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in EXPECTED if n not in
-                                  ("MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "DenseNet121", "Xception")])
+@pytest.mark.parametrize("name", every_entry(EXPECTED))
 def test_build_every_entry(name):
     _check_built(name, max(get(name).min_size, 32))
 

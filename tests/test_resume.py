@@ -25,7 +25,7 @@ def fake_weights(tmp_path_factory):
 
 
 def _cmd(data_dir, weights, cache, out):
-    return [sys.executable, "-m", "benchmark", "--backbones", "MobileNetV2", "--sizes", "160", "--data-dir", data_dir,
+    return [sys.executable, "-m", "benchmark", "--backbones", "MobileNetV2", "--sizes", "96", "--data-dir", data_dir,
             "--weights-dir", weights, "--val-holdout", "100", "--train-size", "300", "--val-size", "50",
             "--test-size", "100", "--chunk-size", "16", "--batch-size", "16", "--heads", "linear",
             "--cache-dir", cache, "--out", out]

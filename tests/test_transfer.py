@@ -145,12 +145,13 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
 
     weights = tmp_path / "weights"
     weights.mkdir()
-    original = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(64, 64, 3),
+    original = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(32, 32, 3),
                                               pooling="avg")
     original.save_weights(str(weights / "DenseNet121_notop_imagenet.weights.h5"))
     monkeypatch.chdir(tmp_path)
     module = _module()
-    args = ["--backbone", "DenseNet121", "--size", "64", "--data-dir", tiny_cifar_dir,
+    # no JPEG checks (--jpeg-qualities with none): each costs a model load and evaluation, tested elsewhere
+    args = ["--jpeg-qualities", "--backbone", "DenseNet121", "--size", "32", "--data-dir", tiny_cifar_dir,
             "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
             "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
             "--hidden", "32", "--batch-size", "50", "--mirror", "off", "--cut", "pool4_pool", "--ft-epochs", "2",
@@ -224,7 +225,7 @@ def test_every_backbone_has_a_cut_to_fine_tune_above(tiny_cifar_dir, tmp_path, c
     rc = _module().main(["--backbone", "MobileNetV2", "--size", "48", "--fine-tune", "--data-dir", tiny_cifar_dir,
                          "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "cache"),
                          "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                         "--hidden", "16", "--ft-epochs", "1", "--ensemble", "none",
+                         "--hidden", "16", "--ft-epochs", "1", "--ensemble", "none", "--jpeg-qualities",
                          "--output", str(tmp_path / "m.h5")])
     assert rc == 0
     assert "Fine-tuning MobileNetV2 above block_12_add" in capsys.readouterr().out
@@ -293,7 +294,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     rc = module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet@48",
                       "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
                       "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                      "--hidden", "32", "--batch-size", "50", "--mirror", "off"])
+                      "--hidden", "32", "--batch-size", "50", "--mirror", "off", "--jpeg-qualities"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "member MobileNet: head" in out and "weights (chosen on the validation split)" in out
@@ -311,7 +312,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
                         "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
                         "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                        "--hidden", "32", "--mirror", "off"]) == 0
+                        "--hidden", "32", "--mirror", "off", "--jpeg-qualities"]) == 0
     out = capsys.readouterr().out
     assert "Model taken from the cache" in out and "member MobileNet" not in out
     kept = json.loads((tmp_path / "transfer.json").read_text())

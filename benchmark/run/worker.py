@@ -47,9 +47,9 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
         splits = _load_splits(job, host)
         _check_weights(job, host)
     if job.peak_host != host:  # another machine: its own peak, for its own pct_of_peak
-        from ..core.flops import matmul_peak_gflops
+        from ..core.flops import machine_peak_gflops
 
-        job = replace(job, matmul_peak_gflops=matmul_peak_gflops(), peak_host=host)
+        job = replace(job, matmul_peak_gflops=machine_peak_gflops(), peak_host=host)
     sets = ensure_features(job, splits, echo=echo)
     finetuned = ensure_finetuned(job, sets, seed=job.data.seed, echo=echo) if job.finetune is not None else None
     return {"ok": True, "backbone": job.backbone, "img_size": job.img_size, "host": host,
