@@ -59,7 +59,8 @@ COLUMNS = {
     "peak_rss_mb": "peak resident memory (MiB) while this backbone was extracted",
     "gflops_per_img": "GFLOPs per image (2 x multiply-adds of conv and dense layers, counted from the graph)",
     "gflops_per_sec": "achieved GFLOP/s during extraction: gflops_per_img x samples_per_sec",
-    "matmul_peak_gflops": "this machine's fp32 matmul GFLOP/s, measured in the same run",
+    "matmul_peak_gflops": ("this machine's fp32 matmul GFLOP/s, measured in the same run (or given by "
+                           "$BACKBONE_BENCH_MATMUL_PEAK)"),
     "pct_of_peak": "gflops_per_sec as a percentage of matmul_peak_gflops (the fp32 peak, also for bf16 rows)",
     "train_size": "training images the head saw",
     "val_size": "validation images used for early stopping",
