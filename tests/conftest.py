@@ -46,8 +46,8 @@ def every_entry(names) -> list:
     smallest = {}
     for spec in sorted(specs, key=lambda s: s.param_count):
         smallest.setdefault(spec.family, spec.name)
-    return [name if backbones.get(name).param_count < 10_000_000 or smallest[backbones.get(name).family] == name
-            else pytest.param(name, marks=pytest.mark.sweep) for name in names]
+    return [spec.name if spec.param_count < 10_000_000 or smallest[spec.family] == spec.name
+            else pytest.param(spec.name, marks=pytest.mark.sweep) for spec in specs]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ and pooling are ignored: they are a few percent at most). Nothing is typed in.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -57,23 +58,29 @@ def count_flops(model) -> int:
 PEAK_ENV = "BACKBONE_BENCH_MATMUL_PEAK"
 
 
-def machine_peak_gflops() -> float:
-    """This machine's fp32 matmul GFLOP/s: `$BACKBONE_BENCH_MATMUL_PEAK` when set (a peak already known;
-    the tests set it), else measured with `matmul_peak_gflops()` (about 10 s on the slower 2-core CPU).
+def given_peak_gflops() -> float | None:
+    """The fp32 matmul GFLOP/s in `$BACKBONE_BENCH_MATMUL_PEAK` (a peak already known; the tests set it),
+    or None when it is not set.
 
     Raises:
         ValueError: when the variable is set to anything but a positive number.
     """
     value = os.environ.get(PEAK_ENV, "").strip()
     if not value:
-        return matmul_peak_gflops()
+        return None
     try:
         peak = float(value)
     except ValueError:
         peak = 0.0
-    if not peak > 0 or peak == float("inf"):
+    if not (math.isfinite(peak) and peak > 0):
         raise ValueError(f"{PEAK_ENV}={value!r} is not a positive number of GFLOP/s: unset it to measure the peak")
     return peak
+
+
+def machine_peak_gflops() -> float:
+    """This machine's fp32 matmul GFLOP/s: the given peak, else measured with `matmul_peak_gflops()` (about
+    10 s on the slower 2-core CPU)."""
+    return given_peak_gflops() or matmul_peak_gflops()
 
 
 def matmul_peak_gflops(n: int = 4096, repeats: int = 5) -> float:

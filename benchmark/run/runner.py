@@ -29,7 +29,7 @@ from ..core.atomic import probe_writable
 from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
 from ..core.features import TIMING, BackboneJob, FeatureSet, cached_features, cached_meta, in_cache
 from ..core.finetune import FineTuneConfig
-from ..core.flops import PEAK_ENV, machine_peak_gflops
+from ..core.flops import PEAK_ENV, given_peak_gflops, matmul_peak_gflops
 from ..core.heads import HEADS, HeadConfig
 from ..core.keys import SCORED
 from ..core.networks import ensure_head, load_finetuned
@@ -143,9 +143,9 @@ class Runner:
     def matmul_peak(self) -> float:
         """fp32 matmul GFLOP/s of this machine, measured once per run when first needed."""
         if self._peak is None:
-            self._peak = machine_peak_gflops()
-            how = f"from ${PEAK_ENV}" if os.environ.get(PEAK_ENV, "").strip() else "measured"
-            self.echo(f"fp32 matmul peak: {self._peak:.1f} GFLOP/s ({how})")
+            given = given_peak_gflops()
+            self._peak = given or matmul_peak_gflops()
+            self.echo(f"fp32 matmul peak: {self._peak:.1f} GFLOP/s ({f'from ${PEAK_ENV}' if given else 'measured'})")
         return self._peak
 
     def run(self):
