@@ -1,6 +1,7 @@
 """Builds the self-contained HTML report: the journal-style paper of the experiment.
 
-`build_report(results_dir, out_dir)` reads the results folder (`report.load`),
+`build_report(results_dir, out_dir)` reads the results folder (`report.load`)
+for one of its datasets (`dataset`; by default the only one, else CIFAR-10),
 plans and draws the figures as PNG files beside index.html (`report.plan`),
 and writes the page from its sections (`report.sections`). No scripts, fonts
 or styles come from the network. Every number on the page is formatted from
@@ -18,6 +19,7 @@ import os
 import subprocess
 
 from benchmark.core.atomic import write_text
+from benchmark.core.results import DEFAULT_DATASET
 
 from .doc import Commands, Doc
 from .html import page
@@ -25,14 +27,19 @@ from .load import load
 from .plan import draw, figure_plan
 from .sections import paper
 
-__all__ = ["Commands", "build_report"]
+__all__ = ["Commands", "build_report", "report_dir"]
 
 
 def build_report(results_dir: str = "results", out_dir: str | None = None, echo=print, author: str | None = None,
-                 commands: Commands | None = None) -> str:
-    """Writes `out_dir/index.html` (default `results_dir/report`) and its figures; returns the page's path."""
-    out_dir = out_dir or os.path.join(results_dir, "report")
-    results = load(results_dir, commands.final_min_size if commands else None)
+                 commands: Commands | None = None, dataset: str | None = None) -> str:
+    """Writes `out_dir/index.html` (default `report_dir`) and its figures for `dataset`'s rows (None: the
+    folder's default, `report.load.choose_dataset`); returns the page's path.
+
+    Raises:
+        ValueError: `dataset` has no rows in the folder.
+    """
+    out_dir = out_dir or report_dir(results_dir, dataset)
+    results = load(results_dir, commands.final_min_size if commands else None, dataset)
     figs = figure_plan(results)
     os.makedirs(out_dir, exist_ok=True)
     draw(figs, results, out_dir)
@@ -40,6 +47,12 @@ def build_report(results_dir: str = "results", out_dir: str | None = None, echo=
     write_text(index, page(paper(Doc(results, figs, commands, _author(author), out_dir))))
     echo(f"Report: {index}")
     return index
+
+
+def report_dir(results_dir: str, dataset: str | None = None) -> str:
+    """Where a page goes by default: `results_dir/report`, or `results_dir/report-NAME` for a dataset asked for
+    by name other than CIFAR-10, so that one folder's datasets never overwrite each other's page."""
+    return os.path.join(results_dir, "report" if dataset in (None, DEFAULT_DATASET) else f"report-{dataset}")
 
 
 def _author(explicit: str | None) -> str:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pandas as pd
 
-from benchmark.core.results import ranked, top_scorer
+from benchmark.core.results import DEFAULT_DATASET, ranked, top_scorer
 
 from . import figures
 from .analysis import runner_up, sizes
@@ -25,13 +25,14 @@ class Commands:
         benchmark: a run's recorded settings (environment.json's "config") and a results folder ->
             the `python -m benchmark` command that makes that run, or None when no command can.
         transfer: transfer.json's record -> the `python 0-transfer.py` command that trains that model.
-        report: (results folder, report folder) -> the `python -m report` command that builds the page.
+        report: (results folder, report folder[, dataset]) -> the `python -m report` command that builds the
+            page; the dataset is passed only when the folder's default is another.
         final_min_size: the smallest input size 0-transfer.py trains the top scorer at.
     """
 
     benchmark: Callable[[dict, str | None], str | None]
     transfer: Callable[[dict], str | None]
-    report: Callable[[str, str], str]
+    report: Callable[..., str]
     final_min_size: int
 
 
@@ -60,6 +61,21 @@ class Doc:
     @property
     def transfer(self) -> dict | None:
         return self.env.get("transfer")
+
+    @property
+    def dataset(self) -> dict:
+        """The page's dataset (`report.load.dataset_facts`): name, label, class names, storage size..."""
+        return self.results.dataset
+
+    @property
+    def data(self) -> str:
+        """The dataset as the prose names it: "CIFAR-10", or the name its rows carry."""
+        return self.dataset["label"]
+
+    @property
+    def is_cifar10(self) -> bool:
+        """CIFAR-10's page: its citation, its lossy copy and 0-transfer.py's final model belong here only."""
+        return self.dataset["name"] == DEFAULT_DATASET
 
     @functools.cached_property
     def scored(self) -> pd.DataFrame:

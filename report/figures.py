@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmark.core.data import CLASSES  # noqa: E402
 from benchmark.core.results import best_rows, row_predictions, top_scorer  # noqa: E402
 
 
@@ -261,7 +260,7 @@ def frozen_vs_finetuned(frame: pd.DataFrame):
 
 
 def ksl_points(frame: pd.DataFrame, regime: str, img_size: str | int = "best") -> pd.DataFrame:
-    """One row per pretrained backbone for Kornblith et al.'s question: its ImageNet top-1 and its CIFAR-10
+    """One row per pretrained backbone for Kornblith et al.'s question: its ImageNet top-1 and its target-task
     accuracy in `regime`, at `img_size` (a number, "native", or "best": its best size by the top-scorer rule)."""
     rows = best_rows(frame)
     rows = rows[rows["regime"] == regime]
@@ -274,9 +273,9 @@ def ksl_points(frame: pd.DataFrame, regime: str, img_size: str | int = "best") -
     return rows.drop_duplicates("model").reset_index(drop=True)  # ranked: the first row per model is its best
 
 
-def imagenet_vs_cifar(frame: pd.DataFrame):
-    """ImageNet top-1 against CIFAR-10 test accuracy (95% CI), frozen and, where measured, fine-tuned,
-    each backbone at its best input size."""
+def imagenet_vs_cifar(frame: pd.DataFrame, data: str = "CIFAR-10"):
+    """ImageNet top-1 against test accuracy on `data` (the dataset's label; 95% CI), frozen and, where
+    measured, fine-tuned, each backbone at its best input size."""
     fig, ax = plt.subplots(figsize=(7, 4.6))
     labels = []
     for regime, marker, color in (("frozen", "o", "tab:blue"), ("finetune", "s", "tab:red")):
@@ -289,7 +288,7 @@ def imagenet_vs_cifar(frame: pd.DataFrame):
         labels += [(r["imagenet_top1"], r["test_acc"] * 100, f"{r['model']} @{int(r['img_size'])}"
                     + (" (ft)" if regime == "finetune" else "")) for _, r in pts.iterrows()]
     ax.set_xlabel("published ImageNet top-1 of the Keras weights (%)")
-    ax.set_ylabel("CIFAR-10 test accuracy (%)")
+    ax.set_ylabel(f"{data} test accuracy (%)")
     ax.set_title("Do better ImageNet models transfer better? (each at its best size)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -301,7 +300,7 @@ def imagenet_vs_cifar(frame: pd.DataFrame):
     return fig
 
 
-def confusion(frame: pd.DataFrame):
+def confusion(frame: pd.DataFrame, class_names):
     """The top scorer's confusion matrix and per-class accuracy (see `confusion_figure`)."""
     top = top_scorer(frame)
     if top is None:
@@ -309,45 +308,99 @@ def confusion(frame: pd.DataFrame):
         ax.set_axis_off()
         return fig
     return confusion_figure(np.array(json.loads(top["confusion"]), dtype=float),
-                            f"{_label(top)} px, {top['regime']}, {top['head']} head")
+                            f"{_label(top)} px, {top['regime']}, {top['head']} head", class_names)
 
 
-def confusion_figure(cm: np.ndarray, what: str):
-    """A confusion matrix, each row normalised to 100% with the values printed (errors coloured on their
-    own scale, so the diagonal does not swamp it), and the per-class accuracy with Wilson 95% intervals."""
-    from .stats import wilson
+def class_name(class_names, i: int) -> str:
+    """Label `i`'s name; its number past the names' end (a matrix wider than the names it came with)."""
+    return str(class_names[i]) if 0 <= i < len(class_names) else str(i)
 
-    fig, (ax_cm, ax_pc) = plt.subplots(1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [1.25, 1]})
-    per_row = cm.sum(axis=1, keepdims=True)
-    share = 100 * cm / np.maximum(per_row, 1)
-    off = share.copy()
-    np.fill_diagonal(off, np.nan)
-    im = ax_cm.imshow(off, cmap="Reds", vmin=0, vmax=max(1.0, np.nanmax(off)))
-    for i in range(10):
-        for j in range(10):
-            ax_cm.text(j, i, f"{share[i, j]:.0f}", ha="center", va="center", fontsize=6.5,
-                       color="tab:blue" if i == j else ("white" if share[i, j] > 0.6 * np.nanmax(off) else "k"),
-                       fontweight="bold" if i == j else None)
-    ax_cm.set_xticks(range(10), CLASSES, rotation=60, fontsize=8)
-    ax_cm.set_yticks(range(10), CLASSES, fontsize=8)
-    ax_cm.set_xlabel("predicted class")
-    ax_cm.set_ylabel("true class")
-    ax_cm.set_title(f"Confusion (% of each true class): {what}", fontsize=9)
-    fig.colorbar(im, ax=ax_cm, label="% of the true class (off-diagonal)")
-    correct = np.diag(cm)
-    intervals = np.array([wilson(c, n) for c, n in zip(correct, per_row.ravel())]) * 100
-    acc = 100 * correct / np.maximum(per_row.ravel(), 1)
-    ax_pc.barh(CLASSES, acc, xerr=np.vstack([acc - intervals[:, 0], intervals[:, 1] - acc]), color="tab:blue",
-               ecolor="0.3", capsize=2)
-    ax_pc.invert_yaxis()
-    ax_pc.set_xlim(0, 100)
-    n_class = (f"{int(per_row.min())}" if per_row.min() == per_row.max() else
-               f"{int(per_row.min())}-{int(per_row.max())}")
-    ax_pc.set_xlabel(f"per-class test accuracy (%), Wilson 95% interval\n({n_class} test images per class)")
-    ax_pc.set_title("Per-class accuracy", fontsize=9)
-    ax_pc.grid(alpha=0.3, axis="x")
+
+def class_labels(class_names, n: int) -> list[str]:
+    """The names of labels 0..n-1."""
+    return [class_name(class_names, i) for i in range(n)]
+
+
+CELL_NUMBERS_UP_TO = 20  # classes: above, the matrix is drawn without a number in every cell
+SIDE_BY_SIDE_UP_TO = 30  # classes: above, the per-class bars go below the matrix, which takes the full width
+
+
+def confusion_figure(cm: np.ndarray, what: str, class_names):
+    """A confusion matrix (n_classes, n_classes), each row normalised to 100% (errors coloured on their own
+    scale, so the diagonal does not swamp it), and the per-class accuracy with Wilson 95% intervals.
+
+    Legible from 2 to ~100 classes: up to `CELL_NUMBERS_UP_TO` every cell prints its value (the diagonal's in
+    blue); above, the cells would be too small to read, so the diagonal is shaded blue instead. Above
+    `SIDE_BY_SIDE_UP_TO` the matrix takes the figure's width and the per-class bars stand below it.
+    """
+    n = len(cm)
+    names = class_labels(class_names, n)
+    stacked = n > SIDE_BY_SIDE_UP_TO
+    if stacked:
+        fig, (ax_cm, ax_pc) = plt.subplots(2, 1, figsize=(11.5, 15), gridspec_kw={"height_ratios": [3, 1]})
+        tick = min(8.0, 520 / n)  # points: a row of a ~9-inch matrix is 650/n points high
+    else:
+        fig, (ax_cm, ax_pc) = plt.subplots(1, 2, figsize=(11.5, max(4.8, 0.13 * n + 2)),
+                                           gridspec_kw={"width_ratios": [1.25, 1]})
+        tick = 8 if n <= 12 else max(3.5, 96 / n)
+    per_row = cm.sum(axis=1)
+    _confusion_matrix(ax_cm, fig, 100 * cm / np.maximum(per_row[:, None], 1), names, tick, what)
+    _per_class_bars(ax_pc, np.diag(cm), per_row, names, None if n <= 12 else tick, vertical=stacked)
     fig.tight_layout()
     return fig
+
+
+def _confusion_matrix(ax, fig, share: np.ndarray, names: list[str], tick: float, what: str) -> None:
+    """The matrix of `share` (n, n), % of each true class: errors in red, the diagonal in blue."""
+    n = len(share)
+    off = share.copy()
+    np.fill_diagonal(off, np.nan)
+    top = max(1.0, np.nanmax(off)) if n > 1 else 1.0
+    im = ax.imshow(off, cmap="Reds", vmin=0, vmax=top)
+    if n <= CELL_NUMBERS_UP_TO:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{share[i, j]:.0f}", ha="center", va="center", fontsize=6.5 if n <= 12 else 5,
+                        color="tab:blue" if i == j else ("white" if share[i, j] > 0.6 * top else "k"),
+                        fontweight="bold" if i == j else None)
+    else:
+        diagonal = np.full_like(share, np.nan)
+        np.fill_diagonal(diagonal, np.diag(share))
+        ax.imshow(diagonal, cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(n), names, rotation=60 if n <= 12 else 90, fontsize=tick)
+    ax.set_yticks(range(n), names, fontsize=tick)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion (% of each true class): {what}", fontsize=9)
+    fig.colorbar(im, ax=ax, label="% of the true class (off-diagonal)", shrink=0.6 if n > SIDE_BY_SIDE_UP_TO else 1)
+
+
+def _per_class_bars(ax, correct: np.ndarray, per_row: np.ndarray, names: list[str], tick, vertical: bool) -> None:
+    """Per-class accuracy (n,) with Wilson 95% intervals: horizontal bars, the first class on top, or vertical
+    bars under a wide matrix."""
+    from .stats import wilson
+
+    intervals = np.array([wilson(c, m) for c, m in zip(correct, per_row)]).reshape(len(names), 2) * 100
+    acc = 100 * correct / np.maximum(per_row, 1)
+    err = np.vstack([acc - intervals[:, 0], intervals[:, 1] - acc])
+    low, high = int(per_row.min()), int(per_row.max())
+    n_class = f"{low}" if low == high else f"{low}-{high}"
+    label = f"per-class test accuracy (%), Wilson 95% interval\n({n_class} test images per class)"
+    if vertical:
+        ax.bar(range(len(names)), acc, yerr=err, color="tab:blue", ecolor="0.3", capsize=0)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=tick)
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    else:
+        ax.barh(range(len(names)), acc, xerr=err, color="tab:blue", ecolor="0.3", capsize=2)
+        ax.set_yticks(range(len(names)), names, fontsize=tick)
+        ax.invert_yaxis()  # the first class on top, as in the matrix
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3, axis="x")
+    ax.set_title("Per-class accuracy", fontsize=9)
 
 
 def training_curves(record: dict):
@@ -375,15 +428,23 @@ def training_curves(record: dict):
     return fig
 
 
-def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict, n: int = 16):
-    """CIFAR-10 test images with the top scorer's predictions (mistakes in red, with the true label)."""
+def examples(frame: pd.DataFrame, images: np.ndarray, labels: np.ndarray, predictions: dict, class_names,
+             n: int = 16):
+    """Test images with the top scorer's predictions (mistakes in red, with the true label)."""
     top = top_scorer(frame)
     preds = None if top is None else row_predictions(predictions, top)
-    return examples_figure(images, labels, preds, f"The top scorer, {_label(top)} px," if top is not None else "", n)
+    return examples_figure(images, labels, preds, f"The top scorer, {_label(top)} px," if top is not None else "",
+                           class_names, n)
 
 
-def examples_figure(images: np.ndarray, labels: np.ndarray, preds, who: str, n: int = 16):
-    """`n` test images in rows of 8, each titled with its predicted label (red: wrong, with the true one)."""
+def _short(name: str, width: int = 16) -> str:
+    """A class name that fits above a thumbnail."""
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
+def examples_figure(images: np.ndarray, labels: np.ndarray, preds, who: str, class_names, n: int = 16):
+    """`n` test images (n, S, S, 3) of any size S in rows of 8, each titled with its predicted label (red:
+    wrong, with the true one); labels index `class_names`."""
     n = min(len(images), n)
     cols = 8
     rows = max(1, int(np.ceil(n / cols)))
@@ -392,13 +453,13 @@ def examples_figure(images: np.ndarray, labels: np.ndarray, preds, who: str, n: 
         ax.set_axis_off()
         if i >= n:
             continue
-        ax.imshow(images[i], interpolation="nearest")
-        truth = CLASSES[int(labels[i])]
+        ax.imshow(images[i], interpolation="nearest" if images.shape[1] <= 64 else "antialiased")
+        truth = _short(class_name(class_names, int(labels[i])))
         if preds is None:
             ax.set_title(truth, fontsize=7)
         else:
-            guess = CLASSES[int(preds[i])]
-            ok = guess == truth
+            guess = _short(class_name(class_names, int(preds[i])))
+            ok = int(preds[i]) == int(labels[i])
             ax.set_title(f"{guess}" if ok else f"{guess}\n(true: {truth})", fontsize=7,
                          color="tab:green" if ok else "tab:red")
     fig.suptitle(f"{who} on the first {n} test images: predicted label (red: mistakes, with the true label)"

@@ -26,6 +26,7 @@ th:first-child,td:first-child{text-align:left} .muted{color:#777} .top td{font-w
 .box dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:0} .box dd{margin:0;overflow-wrap:anywhere}
 code,pre{font-size:.85em} pre{background:#f4f4f4;padding:.6em;overflow-x:auto;white-space:pre}
 .missing{border:1px dashed #c66;padding:.5em 1em;color:#633;font-size:.9em}
+p code{overflow-wrap:anywhere}
 """
 
 

@@ -25,7 +25,8 @@ from .load import Results
 
 @dataclass(frozen=True)
 class Spec:
-    """One figure: its file, caption, why it cannot be drawn (None: it can) and how to draw it."""
+    """One figure: its file, caption (`{data}` stands for the dataset's label), why it cannot be drawn (None:
+    it can) and how to draw it."""
 
     key: str
     filename: str
@@ -100,7 +101,7 @@ def _no_arrays(r: Results) -> str | None:
 def _final_examples(r: Results):
     t = r.env.get("transfer")
     who = f"The final model, {t['backbone']} @{t['img_size']} px," if t else "The final model"
-    return figures.examples_figure(r.final[0], r.final[1], r.final[2], who)
+    return figures.examples_figure(r.final[0], r.final[1], r.final[2], who, r.dataset["class_names"])
 
 
 # In page order; the top picture moves to the front (see `figure_plan`).
@@ -125,17 +126,18 @@ FIGURES = (
          "stage was fine-tuned, per backbone and size, with bootstrap 95% intervals.",
          _regimes, lambda r: figures.frozen_vs_finetuned(r.frame)),
     Spec("ksl", "fig_imagenet_vs_cifar.png",
-         "ImageNet top-1 against CIFAR-10 test accuracy (95% interval), each backbone at its best size, frozen and, "
+         "ImageNet top-1 against {data} test accuracy (95% interval), each backbone at its best size, frozen and, "
          "where measured, fine-tuned.",
          lambda r: None if ranked(r.frame)["model"].nunique() >= 2 else "fewer than 2 pretrained backbones",
-         lambda r: figures.imagenet_vs_cifar(r.frame)),
+         lambda r: figures.imagenet_vs_cifar(r.frame, r.dataset["label"])),
     Spec("confusion", "fig_confusion.png",
          "The top scorer's confusion matrix, each row as % of its true class (errors coloured, the diagonal in "
          "blue), and its per-class accuracy with Wilson 95% intervals.",
-         lambda r: None if top_scorer(r.frame) is not None else "no scored row", lambda r: figures.confusion(r.frame)),
+         lambda r: None if top_scorer(r.frame) is not None else "no scored row",
+         lambda r: figures.confusion(r.frame, r.dataset["class_names"])),
     Spec("examples", "fig_examples.png",
-         "CIFAR-10 test images with the top scorer's predictions (green: right; red: wrong, with the true label).",
-         _examples, lambda r: figures.examples(r.frame, *r.examples)),
+         "{data} test images with the top scorer's predictions (green: right; red: wrong, with the true label).",
+         _examples, lambda r: figures.examples(r.frame, *r.examples, r.dataset["class_names"])),
     Spec("epoch", "fig_epoch_ratio.png",
          "Seconds per head epoch on cached features and end to end through the frozen base, median with the range "
          "over the repeats.",
@@ -147,7 +149,8 @@ FIGURES = (
     Spec("final_confusion", "fig_final_confusion.png",
          "The final model's confusion matrix on the test images, each row as % of its true class, and its "
          "per-class accuracy with Wilson 95% intervals.", _no_arrays,
-         lambda r: figures.confusion_figure(confusion_matrix(r.final[1], r.final[2]), "the final model")),
+         lambda r: figures.confusion_figure(confusion_matrix(r.final[1], r.final[2]), "the final model",
+                                            r.dataset["class_names"])),
     Spec("final_examples", "fig_final_examples.png",
          "The final model (cifar10.h5 as saved) on CIFAR-10 test images: predicted label (green: right; red: "
          "wrong, with the true label).", _no_arrays, _final_examples),
@@ -158,7 +161,8 @@ TOP_CHOICES = ("final_examples", "examples", "throughput")  # the top picture: t
 
 def figure_plan(results: Results) -> Figures:
     """The page's figures, in page order, each with the reason when it cannot be drawn."""
-    plan = [Figure(s.key, s.filename, s.caption, s.missing(results)) for s in FIGURES]
+    plan = [Figure(s.key, s.filename, s.caption.format(data=results.dataset["label"]), s.missing(results))
+            for s in FIGURES]
     missing = {f.key: f.missing for f in plan}
     top = next((k for k in TOP_CHOICES if missing[k] is None), TOP_CHOICES[-1])
     return Figures([f for f in plan if f.key == top] + [f for f in plan if f.key != top])

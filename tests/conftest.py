@@ -18,10 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.path.join(os.path.dirname(ROOT), "shared", "assets")
 sys.path.insert(0, ROOT)
 
-from benchmark.core.data import Cifar10  # noqa: E402
+from benchmark.core.data import Dataset  # noqa: E402
 
 
-def make_tiny_cifar(n_train: int = 400, n_test: int = 200, seed: int = 0) -> Cifar10:
+def make_tiny_cifar(n_train: int = 400, n_test: int = 200, seed: int = 0) -> Dataset:
     """Synthetic CIFAR-shaped data whose class is visible in the mean colour."""
     rng = np.random.default_rng(seed)
     palette = rng.integers(30, 225, size=(10, 3))
@@ -34,7 +34,7 @@ def make_tiny_cifar(n_train: int = 400, n_test: int = 200, seed: int = 0) -> Cif
 
     x_train, y_train = make(n_train)
     x_test, y_test = make(n_test)
-    return Cifar10(x_train, y_train, x_test, y_test, "synthetic")
+    return Dataset(x_train, y_train, x_test, y_test, "synthetic")
 
 
 def every_entry(names) -> list:
@@ -51,7 +51,7 @@ def every_entry(names) -> list:
 
 
 @pytest.fixture(scope="session")
-def tiny_cifar() -> Cifar10:
+def tiny_cifar() -> Dataset:
     return make_tiny_cifar()
 
 
@@ -84,7 +84,7 @@ def real_cifar(cifar_dir):
     return load_cifar10(cifar_dir)
 
 
-def write_cifar_folder(data: Cifar10, folder) -> str:
+def write_cifar_folder(data: Dataset, folder) -> str:
     """Writes `data` in the official cifar-10-batches-py layout (5 train batches + test)."""
     import pickle
 

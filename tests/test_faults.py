@@ -65,6 +65,62 @@ def test_bad_flags(case, tiny_cifar_dir, tmp_path):
     assert time.perf_counter() - t0 < 120  # found before any model is built
 
 
+# -- a user's own images (--data): one line naming the problem and the file, exit 2, before any model --
+
+def _image(path, size=(8, 8)):
+    from PIL import Image
+
+    Image.new("RGB", size, (40, 80, 120)).save(path)
+
+
+def _classes(root, counts: dict):
+    for name, n in counts.items():
+        os.makedirs(root / name, exist_ok=True)
+        for i in range(n):
+            _image(root / name / f"{i}.png")
+
+
+def _broken(root):
+    _classes(root, {"cats": 4, "dogs": 4})
+    (root / "dogs" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+
+
+def _bad_labels(root):
+    np.savez(root / "d.npz", x_train=np.zeros((4, 8, 8, 3), np.uint8), y_train=np.array([0, 1, 0, 5]),
+             x_test=np.zeros((2, 8, 8, 3), np.uint8), y_test=np.array([0, 1]), class_names=np.array(["a", "b"]))
+
+
+DATA_CASES = {  # (make the data under root, --data value, extra flags, what the line names)
+    "no such folder": (None, "folder:{root}/nope", [], ["no such folder", "nope"]),
+    "empty class folder": (lambda r: _classes(r, {"cats": 3, "dogs": 0}), "folder:{root}", [],
+                           ["dogs has no images"]),
+    "one class": (lambda r: _classes(r, {"cats": 3}), "folder:{root}", [], ["at least two"]),
+    "too few images in a class": (lambda r: _classes(r, {"cats": 5, "dogs": 1}), "folder:{root}", [],
+                                  ["class 'dogs'", "at least 3"]),
+    "broken image, --bad-images stop": (_broken, "folder:{root}", ["--bad-images", "stop"],
+                                        ["cut.jpg cannot be decoded"]),
+    "npz labels out of range": (_bad_labels, "npz:{root}/d.npz", [], ["d.npz", "y_train holds label 5"]),
+    "npz missing": (None, "npz:{root}/none.npz", [], ["none.npz: no such file"]),
+    "--data-dir with a folder": (lambda r: _classes(r, {"cats": 3, "dogs": 3}), "folder:{root}",
+                                 ["--data-dir", "/tmp"], ["--data-dir is CIFAR-10's"]),
+    "unknown form": (None, "zip:{root}", [], ["cifar10, folder:PATH or npz:PATH"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_bad_data_is_one_line(case, tmp_path):
+    make, spec, extra, names = DATA_CASES[case]
+    root = tmp_path / "data"
+    os.makedirs(root)
+    if make:
+        make(root)
+    done = _run(["-m", "benchmark", "--data", spec.format(root=root), "--backbones", "MobileNetV2", *extra,
+                 "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--no-report"])
+    _clean_error(done, 2, *names)
+    assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+    assert "built" not in done.stdout and not os.path.exists(tmp_path / "r" / "results.csv")
+
+
 def test_transfer_size_not_a_number(tmp_path):
     done = _run([os.path.join(ROOT, "0-transfer.py"), "--backbone", "MobileNetV2", "--size", "abc"], cwd=tmp_path)
     _clean_error(done, 2, "'abc'", "pixels or 'native'")
@@ -398,10 +454,10 @@ def test_concurrent_runs_into_one_folder_lose_nothing(tiny_cifar_dir, tmp_path):
 
 
 def test_an_older_results_csv_is_imported_once(tiny_cifar_dir, tmp_path):
-    res = _results(tmp_path)  # a schema-5 table written without the database, made a schema-3 one
+    res = _results(tmp_path)  # a schema-6 table written without the database, made a schema-3 one
     (res / "environment.json").unlink()
     frame = pd.read_csv(res / "results.csv")
-    frame.drop(columns=["host", "device", "regime", "ft_epochs", "ft_train_s", "trainable_params"]) \
+    frame.drop(columns=["host", "device", "regime", "ft_epochs", "ft_train_s", "trainable_params", "dataset"]) \
         .assign(schema_version=3).to_csv(res / "results.csv", index=False)
     (tmp_path / "nw").mkdir()
     done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNet", "--sizes", "32", "--time-only",

@@ -9,6 +9,7 @@ import sys
 import backbones
 
 from ..core.data import DATA_ENV
+from ..core.datasets import BAD_IMAGES, canonical_data, data_name
 from ..core.heads import HEADS
 from ..core.results import REGIMES
 from ..core.store import CACHE_ENV, default_cache_dir
@@ -21,6 +22,8 @@ examples:
   python -m benchmark --backbones 'mobilenet*' Xception --sizes 96 160 native
   python -m benchmark --backbones MobileNetV2 --full   the complete 45k/5k/10k protocol
   python -m benchmark --list                        the registry as a table
+  python -m benchmark --data folder:~/photos --backbones MobileNetV2 --sizes 96
+                                                    your own images: one sub-folder per class
 
 offline: point ${DATA_ENV} (or --data-dir) at a `cifar-10-batches-py` folder and
 ${backbones.WEIGHTS_ENV} (or --weights-dir) at a folder of <Name>_notop_imagenet.weights.h5
@@ -52,7 +55,8 @@ def _size(text: str):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmark",
-        description="Compare frozen ImageNet backbones from keras.applications on CIFAR-10: "
+        description="Compare frozen ImageNet backbones from keras.applications on CIFAR-10 (or your own images, "
+                    "--data): "
                     "feature-extraction speed and the accuracy of heads trained on cached features.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_argument_group("what to run")
@@ -67,15 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
                             f"with --full: native)")
     which.add_argument("--list", action="store_true", help="print the registry and exit")
     data = p.add_argument_group("data")
+    data.add_argument("--data", default="cifar10", metavar="SPEC",
+                      help="the images: cifar10 (default); folder:PATH, one sub-folder of images per class (optional "
+                           "train/ and test/ inside; else a fifth of each class is held out for test); npz:PATH "
+                           "holding x_train, y_train, x_test, y_test and optionally class_names")
+    data.add_argument("--data-size", type=_positive_int, metavar="PX",
+                      help="storage size of a folder's decoded images, in pixels (default: the median image side, "
+                           "at most 224); an npz is resized to it when given")
+    data.add_argument("--bad-images", choices=BAD_IMAGES, default="skip",
+                      help="a folder image that cannot be decoded: skip it and count it (default), or stop there")
     data.add_argument("--train-size", type=_positive_int,
-                      help=f"stratified training subset (default {QUICK['n_train']}; --full: all 45000)")
+                      help=f"stratified training subset (default {QUICK['n_train']}, or all of a smaller --data; "
+                           f"--full: all, 45000 of CIFAR-10)")
     data.add_argument("--val-size", type=_positive_int,
-                      help=f"stratified subset of the 5000 validation images (default {QUICK['n_val']})")
+                      help=f"stratified subset of the held-out validation images (default {QUICK['n_val']}, or all "
+                           f"of a smaller --data)")
     data.add_argument("--test-size", type=_positive_int,
-                      help=f"stratified test subset (default {QUICK['n_test']}; --full: all 10000)")
-    data.add_argument("--val-holdout", type=_positive_int, default=5000,
-                      help="training images held out as the validation split (default 5000)")
-    data.add_argument("--full", action="store_true", help="the complete protocol: 45000/5000/10000 images")
+                      help=f"stratified test subset (default {QUICK['n_test']}, or all of a smaller --data; --full: "
+                           f"all, 10000 of CIFAR-10)")
+    data.add_argument("--val-holdout", type=_positive_int,
+                      help="training images held out as the validation split (default: a tenth, 5000 for CIFAR-10)")
+    data.add_argument("--full", action="store_true",
+                      help="the complete protocol: every image (CIFAR-10: 45000/5000/10000)")
     data.add_argument("--data-dir", help=f"local cifar-10-batches-py folder (default ${DATA_ENV}, "
                                          f"else keras.datasets download)")
     paths = p.add_argument_group("weights, cache and output")
@@ -100,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="show TensorFlow's and Keras's own log lines and warnings (hidden by default)")
-    run.add_argument("--report-dir", help="where the report goes (default: OUT/report)")
+    run.add_argument("--report-dir", help="where the report goes (default: OUT/report; OUT/report-NAME for a "
+                                          "--data set named NAME)")
     run.add_argument("--precision", choices=list(backbones.PRECISIONS), default="fp32",
                      help="compute precision of the bases: fp32 (default) or bf16 (Keras mixed_bfloat16; "
                           "features and heads stay float32). bf16 features are cached separately")
@@ -150,6 +168,10 @@ def check_flags(args) -> None:
         raise ValueError(f"--regime names a regime twice ({' '.join(args.regime)}); give each once")
     if args.time_only and args.regime != ["frozen"]:
         raise ValueError("--time-only trains nothing, so --regime finetune has nothing to do; drop one of them")
+    if args.data_dir and canonical_data(args.data) != "cifar10":
+        raise ValueError(f"--data-dir is CIFAR-10's local folder; with --data {args.data} leave it out")
+    if args.data_size and canonical_data(args.data) == "cifar10":
+        raise ValueError("--data-size applies to --data folder:PATH or npz:PATH; CIFAR-10 is kept at 32 px")
     if args.report_dir and args.no_report:
         raise ValueError("--report-dir says where the report goes and --no-report says to build none; drop one")
 
@@ -181,6 +203,9 @@ def config_from_args(args) -> RunConfig:
         n_test=args.test_size or (None if full else QUICK["n_test"]),
         n_val_holdout=args.val_holdout,
         data_dir=args.data_dir,
+        data=canonical_data(args.data),
+        data_size=args.data_size,
+        bad_images=args.bad_images,
         weights_from=args.weights_dir,
         cache_dir=args.cache_dir,
         out=args.out,
@@ -250,7 +275,8 @@ def _command_groups(s: dict, out: str | None) -> list:
     full = any(k in s and s[k] is None for k in ("n_train", "n_val", "n_test"))
     values = (("n_train", "--train-size"), ("n_val", "--val-size"), ("n_test", "--test-size"),
               ("n_val_holdout", "--val-holdout"), ("seed", "--seed"), ("batch_size", "--batch-size"),
-              ("chunk_size", "--chunk-size"), ("precision", "--precision"))
+              ("chunk_size", "--chunk-size"), ("precision", "--precision"), ("data", "--data"),
+              ("data_size", "--data-size"), ("bad_images", "--bad-images"))
     switches = (("--time-only", bool(s.get("time_only"))), ("--no-isolate", s.get("isolate") is False))
     return [
         (["--all"], ["--backbones", *s["backbones"]]),
@@ -273,15 +299,16 @@ def main(argv=None) -> int:
             print_registry(args.weights_dir or os.environ.get(backbones.WEIGHTS_ENV))
             return 0
         if args.plan:
-            print_plan(args.out, args.plan)
+            print_plan(args.out, args.plan, args.data)
             return 0
         config = config_from_args(args)
-        report_dir = args.report_dir or os.path.join(config.out, "report")
+        from report import build_report, report_dir as default_report_dir
+
+        report_dir = args.report_dir or default_report_dir(config.out, data_name(config.data))
         if not args.no_report:  # found now, not after the whole run (and before --fresh deletes anything)
             from ..run.runner import check_writable_dir
 
             check_writable_dir(report_dir, "--report-dir")
-        from report import build_report
 
         from ..core.results_db import run_lock
         from ..run.runner import Runner
@@ -289,7 +316,7 @@ def main(argv=None) -> int:
         runner = Runner(config)
         with run_lock(config.out, fresh=args.fresh):  # --fresh deletes the results only when no other run writes
             frame = runner.run()
-        print_summary(frame)
+        print_summary(frame, runner.dataset)
         if frame is not None:
             print(f"{len(frame)} rows in {os.path.join(config.out, 'results.csv')}: this run added {runner.added} "
                   f"and replaced {runner.replaced} (the same backbone, size, head, weights and data); earlier runs' "
@@ -297,7 +324,8 @@ def main(argv=None) -> int:
         if not args.no_report and frame is not None:
             from .commands import for_report
 
-            page = build_report(config.out, report_dir, echo=lambda *_: None, commands=for_report())
+            page = build_report(config.out, report_dir, echo=lambda *_: None, commands=for_report(),
+                                dataset=runner.dataset)
             print(f"Report: {page}")
         for failure in runner.failures:
             print(f"failed: {failure['model']} @{failure['img_size']}px on {failure['host']}: {failure['error']}",
@@ -311,18 +339,29 @@ def main(argv=None) -> int:
                            "rerun the same command to resume.")
 
 
-def print_plan(results_dir: str, n_workers: int, echo=print) -> None:
-    """`--plan N`: the estimated `--all --full` sweep on N workers (see `estimate_sweep` for the assumptions)."""
+def print_plan(results_dir: str, n_workers: int, data: str = "cifar10", echo=print) -> None:
+    """`--plan N`: the estimated `--all --full` sweep of `data`'s images on N workers (see `estimate_sweep` for
+    the assumptions). Throughputs come from every row (they do not depend on the images); the image count
+    from the dataset's last recorded run."""
     from ..core.progress import format_duration
     from ..core.results import load_results
+    from ..core.results_db import live_runs
     from ..run.plan import FULL_IMAGES, estimate_sweep
 
-    jobs, makespan, unmeasured = estimate_sweep(load_results(results_dir), n_workers)
+    name = data_name(data)
+    n_images = FULL_IMAGES
+    if name != "cifar10":
+        info = [r["dataset_info"] for r in live_runs(results_dir) if (r.get("dataset_info") or {}).get("name") == name]
+        if not info:
+            raise ValueError(f"--plan with --data {data}: no run of {name} in {results_dir} to count its images; run "
+                             f"`python -m benchmark --data {data} --backbones MobileNetV2 --out {results_dir}` first")
+        n_images = int(info[-1]["n_train_pool"]) + int(info[-1]["n_test"])
+    jobs, makespan, unmeasured = estimate_sweep(load_results(results_dir), n_workers, n_images=n_images)
     echo(f"{'model':18s} {'img_size':>8s} {'estimate':>10s} {'worker':>6s}")
     for job in sorted(jobs, key=lambda j: -j["est_s"]):
         echo(f"{job['model']:18s} {job['img_size']:8d} {format_duration(job['est_s']):>10s} {job['worker']:6d}")
     total = sum(job["est_s"] for job in jobs)
-    echo(f"--all --full at native sizes ({FULL_IMAGES:,} images per backbone) on {n_workers} worker(s) like this "
+    echo(f"--all --full of {name} at native sizes ({n_images:,} images per backbone) on {n_workers} worker(s) like this "
          f"machine: about {format_duration(makespan)} (one worker: {format_duration(total)}), from the "
          f"throughputs in {results_dir}/results.csv scaled by FLOPs to the native size, plus 4 s of start-up a "
          f"job, packed longest first. Heads, data loading and transfers are not counted.")
@@ -330,13 +369,14 @@ def print_plan(results_dir: str, n_workers: int, echo=print) -> None:
         echo(f"Not measured, so not counted: {', '.join(unmeasured)}.")
 
 
-def print_summary(frame, echo=print) -> None:
-    """The scored rows best first by the shared rule (`benchmark.core.results.ranked`), then the timed-only
-    rows by speed, then the top scorer."""
+def print_summary(frame, dataset: str | None = None, echo=print) -> None:
+    """`dataset`'s rows (None: all): the scored ones best first by the shared rule
+    (`benchmark.core.results.ranked`), then the timed-only rows by speed, then the top scorer."""
     import pandas as pd
 
-    from ..core.results import ranked, top_scorer
+    from ..core.results import of_dataset, ranked, top_scorer
 
+    frame = None if frame is None else of_dataset(frame, dataset)
     if frame is None or frame.empty:
         return
     cols = ["model", "img_size", "precision", "regime", "head", "weights", "samples_per_sec", "val_acc", "test_acc",

@@ -1,6 +1,8 @@
-"""CIFAR-10 loading, stratified seeded splits and data fingerprints.
+"""The labelled images a run works on, stratified seeded splits and data fingerprints.
 
-Two sources:
+A `Dataset` is four uint8 arrays and class names. CIFAR-10 is the default and
+lives here; `folder:PATH` and `npz:PATH` (a user's own images) are read by
+`benchmark.core.datasets`. CIFAR-10 has two sources:
 
 * `keras.datasets.cifar10.load_data()`, the default for online users;
 * a local folder in the official `cifar-10-batches-py` layout (`--data-dir`
@@ -19,7 +21,7 @@ import hashlib
 import io
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -118,17 +120,20 @@ def find_batches_dir(data_dir: str) -> str:
 
 
 @dataclass(frozen=True)
-class Cifar10:
-    """The CIFAR-10 arrays and where they came from.
+class Dataset:
+    """A labelled image set and where it came from.
 
     Attributes:
-        x_train: uint8 (50000, 32, 32, 3), 0..255 RGB.
-        y_train: int64 (50000,), labels 0..9.
-        x_test: uint8 (10000, 32, 32, 3).
-        y_test: int64 (10000,).
-        source: "keras.datasets" or the batches folder.
+        x_train: uint8 (N, S, S, 3), 0..255 RGB (CIFAR-10: (50000, 32, 32, 3)).
+        y_train: int64 (N,), labels 0..n_classes-1.
+        x_test: uint8 (M, S, S, 3).
+        y_test: int64 (M,).
+        source: "keras.datasets", or the folder or file read.
         lossy_jpeg: True when the files are the lossy JPEG copy from
             `../shared/assets` (recognised by checksum).
+        name: what results rows and the report call it ("cifar10", or the folder's or file's name).
+        class_names: one per label, in label order.
+        info: how it was read (storage size, images skipped), for the run's environment record.
     """
 
     x_train: np.ndarray
@@ -137,9 +142,22 @@ class Cifar10:
     y_test: np.ndarray
     source: str
     lossy_jpeg: bool = False
+    name: str = "cifar10"
+    class_names: tuple = CLASSES
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> dict:
+        """Plain data for the run's environment record: the report names the dataset and its classes from it."""
+        return {"name": self.name, "source": self.source, "class_names": list(self.class_names),
+                "n_train_pool": len(self.y_train), "n_test": len(self.y_test),
+                "img_size": int(self.x_train.shape[1]), "lossy_jpeg": self.lossy_jpeg, **self.info}
 
 
-def load_cifar10(data_dir: str | None = None) -> Cifar10:
+def load_cifar10(data_dir: str | None = None) -> Dataset:
     """Loads CIFAR-10 from a local folder, or through Keras's downloader.
 
     Args:
@@ -155,7 +173,7 @@ def load_cifar10(data_dir: str | None = None) -> Cifar10:
         except Exception as err:  # offline: urllib/requests errors of many kinds
             raise DataError(f"could not download CIFAR-10 ({type(err).__name__}: {str(err)[:200]}).\n"
                             + offline_help()) from err
-        return Cifar10(x_train, y_train.reshape(-1).astype(np.int64),
+        return Dataset(x_train, y_train.reshape(-1).astype(np.int64),
                        x_test, y_test.reshape(-1).astype(np.int64), "keras.datasets")
     folder = find_batches_dir(data_dir)
     parts = [read_batch(os.path.join(folder, f"data_batch_{i}")) for i in range(1, 6)]
@@ -164,7 +182,7 @@ def load_cifar10(data_dir: str | None = None) -> Cifar10:
     y_train = np.concatenate([p[1] for p in parts])
     with open(os.path.join(folder, "data_batch_1"), "rb") as f:
         lossy = hashlib.sha256(f.read()).hexdigest() == LOSSY_JPEG_BATCH1_SHA256
-    return Cifar10(x_train, y_train, x_test, y_test, os.path.abspath(folder), lossy)
+    return Dataset(x_train, y_train, x_test, y_test, os.path.abspath(folder), lossy)
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
@@ -200,7 +218,7 @@ def stratified_take(labels: np.ndarray, size: int | None, rng: np.random.Generat
 
 @dataclass(frozen=True)
 class Split:
-    """One named part of the data: uint8 images (N, 32, 32, 3) and int64 labels (N,)."""
+    """One named part of the data: uint8 images (N, S, S, 3) (S = 32 for CIFAR-10) and int64 labels (N,)."""
 
     name: str
     x: np.ndarray
@@ -216,9 +234,9 @@ class Split:
 
 
 def make_splits(
-    data: Cifar10,
+    data: Dataset,
     *,
-    n_val_holdout: int = 5000,
+    n_val_holdout: int | None = None,
     n_train: int | None = None,
     n_val: int | None = None,
     n_test: int | None = None,
@@ -226,10 +244,11 @@ def make_splits(
 ) -> dict[str, Split]:
     """The train/val/test protocol.
 
-    A stratified, seeded `n_val_holdout` images are held out of the 50,000
-    training images; the rest are the training pool. `n_train`, `n_val` and
-    `n_test` then take stratified subsets of the pool, of the held-out
-    validation images and of the 10,000 test images (None keeps all).
+    A stratified, seeded `n_val_holdout` images (None: a tenth, 5,000 of
+    CIFAR-10's 50,000) are held out of the training images; the rest are the
+    training pool. `n_train`, `n_val` and `n_test` then take stratified
+    subsets of the pool, of the held-out validation images and of the test
+    images (None keeps all).
 
     Returns:
         {"train": Split, "val": Split, "test": Split}.
@@ -238,6 +257,7 @@ def make_splits(
         DataError: naming the flag whose value does not fit the data.
     """
     n_pool = len(data.y_train)
+    n_val_holdout = default_val_holdout(n_pool) if n_val_holdout is None else n_val_holdout
     if not 0 < n_val_holdout < n_pool:
         raise DataError(f"--val-holdout must be between 1 and {n_pool - 1}; got {n_val_holdout}")
     for flag, want, have in (("--train-size", n_train, n_pool - n_val_holdout),
@@ -254,11 +274,21 @@ def make_splits(
     train_idx = pool_idx[stratified_take(data.y_train[pool_idx], n_train, rngs[1])]
     val_idx = val_idx[stratified_take(data.y_train[val_idx], n_val, rngs[2])]
     test_idx = stratified_take(data.y_test, n_test, rngs[3])
+    unseen = sorted(set(range(data.n_classes)) - set(np.unique(data.y_train[train_idx]).tolist()))
+    if unseen:  # a head cannot learn a class it never sees
+        names = ", ".join(repr(data.class_names[c]) for c in unseen[:5])
+        raise DataError(f"the training split has no image of class {names} ({len(train_idx)} training images "
+                        f"for {data.n_classes} classes); raise --train-size, or add images to that class")
     return {
         "train": Split("train", data.x_train[train_idx], data.y_train[train_idx]),
         "val": Split("val", data.x_train[val_idx], data.y_train[val_idx]),
         "test": Split("test", data.x_test[test_idx], data.y_test[test_idx]),
     }
+
+
+def default_val_holdout(n_pool: int) -> int:
+    """Training images held out for validation when --val-holdout is not given: a tenth (5,000 for CIFAR-10)."""
+    return max(1, round(n_pool / 10))
 
 
 def splits_fingerprint(splits: dict[str, Split]) -> str:
@@ -273,20 +303,35 @@ class SplitRecipe:
 
     Attributes:
         data_dir: a `cifar-10-batches-py` folder (or its parent); None means
-            `$CIFAR10_DIR`, else the `keras.datasets` download.
+            `$CIFAR10_DIR`, else the `keras.datasets` download. CIFAR-10 only.
         n_val_holdout, n_train, n_val, n_test, seed: as in `make_splits`.
+        data: "cifar10", "folder:PATH" or "npz:PATH" (`benchmark.core.datasets.parse_data`).
+        data_size: storage size in pixels of a folder's decoded images (None: the default rule).
+        bad_images: "skip" or "stop" at an image that cannot be decoded.
+        cache_dir: where a folder's decoded array is cached (None: the default cache).
     """
 
     data_dir: str | None = None
-    n_val_holdout: int = 5000
+    n_val_holdout: int | None = None
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
     seed: int = 0
+    data: str = "cifar10"
+    data_size: int | None = None
+    bad_images: str = "skip"
+    cache_dir: str | None = None
 
-    def make(self, data: Cifar10 | None = None) -> dict[str, Split]:
-        """The splits, from `data` when given, else loaded from `data_dir`."""
-        data = data if data is not None else load_cifar10(self.data_dir)
+    def load(self, echo=print) -> Dataset:
+        """The whole dataset this recipe names (a folder's is decoded once and cached)."""
+        from .datasets import load_dataset
+
+        return load_dataset(self.data, data_dir=self.data_dir, data_size=self.data_size,
+                            bad_images=self.bad_images, cache_dir=self.cache_dir, echo=echo)
+
+    def make(self, data: Dataset | None = None) -> dict[str, Split]:
+        """The splits, from `data` when given, else loaded as `load` does."""
+        data = data if data is not None else self.load(echo=lambda *_: None)
         return make_splits(data, n_val_holdout=self.n_val_holdout, n_train=self.n_train, n_val=self.n_val,
                            n_test=self.n_test, seed=self.seed)
 

@@ -183,7 +183,7 @@ def pooled_features(top, maps: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int, n_classes: int = 10):
     """A `keras.utils.PyDataset` of float32 batches cut from float16 maps on the fly.
 
     Passing the float16 arrays to `fit` directly would make Keras copy them
@@ -203,7 +203,7 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed:
 
         def __getitem__(self, i):
             idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
-            return x[idx].astype(np.float32), one_hot(y[idx])
+            return x[idx].astype(np.float32), one_hot(y[idx], n_classes)
 
         def on_epoch_end(self):
             if shuffle:
@@ -254,8 +254,9 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
                                          restore_best_weights=True)
     t0 = time.perf_counter()
-    history = model.fit(_batches(train[0], train[1], config.batch_size, True, seed),
-                        validation_data=_batches(val[0], val[1], 256, False, seed),
+    n_classes = int(head.outputs[0].shape[-1])
+    history = model.fit(_batches(train[0], train[1], config.batch_size, True, seed, n_classes),
+                        validation_data=_batches(val[0], val[1], 256, False, seed, n_classes),
                         epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
     freeze(top)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}

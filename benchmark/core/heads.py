@@ -63,6 +63,11 @@ def build_head(config: HeadConfig, feature_dim: int, n_classes: int = 10, mean=N
     return model
 
 
+def n_classes_of(*labels: np.ndarray) -> int:
+    """Classes a head predicts: one past the largest label (the splits hold every class; CIFAR-10: 10)."""
+    return int(max(np.max(y) for y in labels)) + 1
+
+
 def one_hot(y: np.ndarray, n_classes: int = 10) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[np.asarray(y).reshape(-1)]
 
@@ -81,11 +86,14 @@ def fit_head(config: HeadConfig, train: tuple, val: tuple, seed: int = 0, label_
     keras.utils.set_random_seed(seed)
     x_train = np.asarray(train[0], dtype=np.float32)
     mean, variance = x_train.mean(axis=0), x_train.var(axis=0) + 1e-6
-    model = build_head(config, x_train.shape[1], mean=mean, variance=variance, label_smoothing=label_smoothing)
+    n_classes = n_classes_of(train[1], val[1])
+    model = build_head(config, x_train.shape[1], n_classes, mean=mean, variance=variance,
+                       label_smoothing=label_smoothing)
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
                                          restore_best_weights=True)
     t0 = time.perf_counter()
-    history = model.fit(x_train, one_hot(train[1]), validation_data=(np.asarray(val[0], np.float32), one_hot(val[1])),
+    history = model.fit(x_train, one_hot(train[1], n_classes),
+                        validation_data=(np.asarray(val[0], np.float32), one_hot(val[1], n_classes)),
                         epochs=config.max_epochs, batch_size=config.batch_size, callbacks=[stop],
                         verbose=verbose, shuffle=True)
     return model, len(history.history["loss"]), time.perf_counter() - t0

@@ -72,3 +72,12 @@ def evaluation_parts(model_sha256: str, test: str, jpeg_quality: int | None) -> 
 def weights_parts(backbone: str, weights: str) -> dict:
     """A verdict that the weights file (its sha256) loads into `backbone`."""
     return {"backbone": backbone, "weights": weights}
+
+
+def dataset_parts(root: str, listing: str, data_size: int | None, bad_images: str, version: int) -> dict:
+    """A folder's decoded images: the folder, its listing's digest (`datasets.listing_digest`), the requested
+    storage size (None: the default rule), the bad-image rule, and the decoder (Pillow's version)."""
+    import PIL
+
+    return {"folder": root, "listing": listing, "data_size": data_size, "bad_images": bad_images,
+            "version": [version, PIL.__version__]}

@@ -87,7 +87,7 @@ class Trained:
     def scores(self, test_labels: np.ndarray, seed: int = 0) -> dict:
         """The benchmark's result of this network (`store.HEAD_FIELDS`, with the fine-tuning fields when
         fine-tuned): validation and test accuracy, the bootstrap interval, per-class accuracy, confusion."""
-        report = classification_report(test_labels, self.test_pred, seed=seed)
+        report = classification_report(test_labels, self.test_pred, int(self.head.outputs[0].shape[-1]), seed=seed)
         head = self.stages[0]
         result = {"val_acc": self.val_acc, "test_acc": report["accuracy"], "test_ci_low": report["ci_low"],
                   "test_ci_high": report["ci_high"], "per_class_acc": report["per_class"],

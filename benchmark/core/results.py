@@ -18,7 +18,7 @@ import backbones
 
 from .atomic import write_json, write_npz, write_text
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 REGIMES = ("frozen", "finetune")
 
 
@@ -31,11 +31,14 @@ def _add_regime(frame: pd.DataFrame) -> None:
 
 # Older layouts load_results still reads, each migrated to the next: schema 2
 # had no precision column (every row was fp32); schema 3 had no host and
-# device columns (unknown); schema 4 had no regime (every row was frozen).
+# device columns (unknown); schema 4 had no regime (every row was frozen);
+# schema 5 had no dataset column (every row was CIFAR-10).
 _MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32"),
                3: lambda frame: frame.insert(frame.columns.get_loc("schema_version"), "host", None)
                or frame.insert(frame.columns.get_loc("schema_version"), "device", None),
-               4: _add_regime}
+               4: _add_regime,
+               5: lambda frame: frame.insert(frame.columns.get_loc("data_fingerprint"), "dataset", DEFAULT_DATASET)}
+DEFAULT_DATASET = "cifar10"
 
 # Column -> meaning. The order is the CSV's column order.
 COLUMNS = {
@@ -74,11 +77,12 @@ COLUMNS = {
     "ft_epochs": "fine-tuning epochs run before early stopping (finetune rows)",
     "ft_train_s": "wall seconds of fine-tuning, on cached maps (finetune rows)",
     "trainable_params": "parameters trained: the head's (frozen rows), the last stage's and the head's (finetune)",
-    "per_class_acc": "JSON list of the 10 per-class test accuracies",
-    "confusion": "JSON 10x10 test confusion matrix, rows true, columns predicted",
+    "per_class_acc": "JSON list of the per-class test accuracies, one per class (10 for CIFAR-10)",
+    "confusion": "JSON test confusion matrix (10x10 for CIFAR-10), rows true, columns predicted",
     "from_cache": "true when the features came from the cache (timing is from when they were made)",
     "seed": "seed of the split, heads and bootstrap",
     "weights_id": "sha256 of the weights file, 'imagenet' or 'random'",
+    "dataset": "the images' dataset: 'cifar10', or the name of a --data folder or .npz file",
     "data_fingerprint": "sha256 of the images and labels used",
     "host": "machine that extracted the features (a sweep on a cluster has several)",
     "device": "what extracted them: the GPU's name, else the CPU model",
@@ -102,6 +106,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["schema_version"] = SCHEMA_VERSION
     frame["regime"] = frame["regime"].fillna("frozen")  # rows stored before the regime column
+    frame["dataset"] = frame["dataset"].fillna(DEFAULT_DATASET)  # rows stored before the dataset column
     for col in INT_COLUMNS:  # nullable ints: timing-only rows leave some empty
         frame[col] = pd.array(frame[col], dtype="Int64")
     return frame
@@ -154,7 +159,7 @@ TEXT_VALUES = {"model": set(backbones.names()), "weights": {"imagenet", "random"
                "head": {"linear", "mlp", "none"}, "regime": set(REGIMES), "precision": set(backbones.PRECISIONS)}
 
 
-REQUIRED_VALUES = ("model", "img_size")  # every row names its backbone and size
+REQUIRED_VALUES = ("model", "img_size", "dataset")  # every row names its backbone, size and data
 JSON_COLUMNS = ("per_class_acc", "confusion")  # lists, as JSON text
 
 
@@ -195,22 +200,28 @@ def _check_values(frame: pd.DataFrame, path: str) -> None:
 N_EXAMPLES = 48
 
 
-def write_examples(out_dir: str, test, predictions: dict) -> None:
-    """Writes examples.npz for the report: the first `N_EXAMPLES` test images, every test label, and
+def examples_file(dataset: str = DEFAULT_DATASET) -> str:
+    """The examples file of a dataset's rows: examples.npz for CIFAR-10, examples-NAME.npz for another."""
+    return "examples.npz" if dataset == DEFAULT_DATASET else f"examples-{dataset}.npz"
+
+
+def write_examples(out_dir: str, test, predictions: dict, dataset: str = DEFAULT_DATASET) -> None:
+    """Writes `examples_file(dataset)` for the report: the first `N_EXAMPLES` test images, every test label, and
     each row's prediction for every test image (key "model|img_size|head", "|finetune" for that regime),
     which the report's paired test (McNemar) compares image by image."""
     import numpy as np
 
-    images, labels = test.x[:N_EXAMPLES], np.asarray(test.y, np.uint8)
+    dtype = np.uint8 if int(np.max(test.y, initial=0)) < 256 else np.int32  # labels and predictions
+    images, labels = test.x[:N_EXAMPLES], np.asarray(test.y, dtype)
     try:  # earlier runs' predictions on the same images stay, as their rows do
-        old_images, old_labels, earlier = load_examples(out_dir)
+        old_images, old_labels, earlier = load_examples(out_dir, dataset)
         earlier = earlier if np.array_equal(old_images, images) and np.array_equal(old_labels, labels) else {}
     except NPZ_ERRORS:  # none yet, or damaged: this run writes it anew
         earlier = {}
     arrays = {"images": images, "labels": labels}
-    arrays.update({f"pred:{key}": np.asarray(value, np.uint8) for key, value in {**earlier, **predictions}.items()
+    arrays.update({f"pred:{key}": np.asarray(value, dtype) for key, value in {**earlier, **predictions}.items()
                    if len(value) == len(labels)})  # a file from before full predictions: its rows' are dropped
-    write_npz(os.path.join(out_dir, "examples.npz"), **arrays)
+    write_npz(os.path.join(out_dir, examples_file(dataset)), **arrays)
 
 
 # What makes two rows "the same measurement": a newer one supersedes the older (results_db), and its test
@@ -276,12 +287,13 @@ def load_npz(path: str, names: tuple) -> tuple | None:
         return None
 
 
-def load_examples(out_dir: str) -> tuple:
-    """`(images uint8 (n, 32, 32, 3), labels (n_test,), {"model|img_size|head": predictions (n_test,)})`;
-    the images are the first n of the test images the labels belong to."""
-    found = load_npz(os.path.join(out_dir, "examples.npz"), ("images", "labels", "pred:*"))
+def load_examples(out_dir: str, dataset: str = DEFAULT_DATASET) -> tuple:
+    """`(images uint8 (n, S, S, 3), labels (n_test,), {"model|img_size|head": predictions (n_test,)})` of
+    `dataset`'s rows; the images are the first n of the test images the labels belong to."""
+    name = examples_file(dataset)
+    found = load_npz(os.path.join(out_dir, name), ("images", "labels", "pred:*"))
     if found is None:
-        raise FileNotFoundError(f"no readable examples.npz in {out_dir}")
+        raise FileNotFoundError(f"no readable {name} in {out_dir}")
     return found
 
 
@@ -336,6 +348,14 @@ TOP_SCORER_RULE = ("the highest validation accuracy among rows with pretrained w
                    "accuracy is never used to choose.")
 
 
+def of_dataset(frame: pd.DataFrame, dataset: str | None) -> pd.DataFrame:
+    """The rows of `dataset` (None: all). A table from before the dataset column is CIFAR-10's."""
+    if dataset is None:
+        return frame
+    names = frame["dataset"] if "dataset" in frame.columns else pd.Series(DEFAULT_DATASET, index=frame.index)
+    return frame[names.fillna(DEFAULT_DATASET) == dataset]
+
+
 def ranked(frame: pd.DataFrame) -> pd.DataFrame:
     """Scored rows (pretrained weights, a validation accuracy), best first by `TOP_SCORER_RULE`."""
     if "regime" not in frame.columns:  # a frame built by hand, or from before the regime column
@@ -349,9 +369,9 @@ def ranked(frame: pd.DataFrame) -> pd.DataFrame:
     return order.drop(columns=["_regime", "_head", "_sps"])
 
 
-def top_scorer(frame: pd.DataFrame) -> pd.Series | None:
-    """The best row by `TOP_SCORER_RULE`, or None when no row has an accuracy."""
-    order = ranked(frame)
+def top_scorer(frame: pd.DataFrame, dataset: str | None = None) -> pd.Series | None:
+    """The best row of `dataset` (None: of any) by `TOP_SCORER_RULE`, or None when no such row has an accuracy."""
+    order = ranked(of_dataset(frame, dataset))
     return None if order.empty else order.iloc[0]
 
 

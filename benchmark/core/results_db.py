@@ -165,9 +165,12 @@ def run_lock(out_dir: str, fresh: bool = False):
 
 
 def remove_results(out_dir: str) -> None:
-    """`--fresh`: deletes the folder's results (database, exports, environment, examples) to start anew."""
+    """`--fresh`: deletes the folder's results (database, exports, environment, every dataset's examples)."""
+    import glob
+
+    examples = [os.path.basename(p) for p in glob.glob(os.path.join(glob.escape(out_dir), "examples-*.npz"))]
     for name in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", "results.csv", "results.json", "environment.json",
-                 "examples.npz"):
+                 "examples.npz", *examples):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(out_dir, name))
 

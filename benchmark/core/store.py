@@ -8,6 +8,7 @@ Layout under the cache root:
                                                        finished chunks of an interrupted extraction
     heads/<key>.json                                   a trained head's (or fine-tuned network's) scores
     models/<key>.h5, models/<key>.json                 a finished model file (0-transfer.py) and its sidecar
+    datasets/<key>.npz, datasets/<key>.json            a folder's decoded images (--data folder:PATH)
     records/<kind>/<key>.json                          other results: "evaluations" of a model file,
                                                        "weights" verdicts (a weights file fits its backbone)
 
@@ -51,11 +52,11 @@ TIMING_FIELDS = ("images_timed", "seconds_timed", "wall_s", "batch_size")
 HEAD_FIELDS = ("val_acc", "test_acc", "test_ci_low", "test_ci_high", "per_class_acc", "confusion", "test_pred",
                "epochs", "head_train_s")
 # The folders of the memo's kinds ("heads" and "models" predate records/, and keep their place so caches hit).
-KIND_FOLDERS = {"heads": "heads", "models": "models"}
+KIND_FOLDERS = {"heads": "heads", "models": "models", "datasets": "datasets"}
 # What a record of a kind must hold to be used; a record that lacks one is recomputed.
 REQUIRED_FIELDS = {"heads": HEAD_FIELDS, "evaluations": ("accuracy", "loss", "n_images", "seconds", "predictions")}
-FILE_SUFFIX = {"models": ".h5"}  # kinds that keep a file beside their sidecar
-STORE_FOLDERS = ("features", "heads", "models", "records")  # the only folders the stale-temp sweep visits
+FILE_SUFFIX = {"models": ".h5", "datasets": ".npz"}  # kinds that keep a file beside their sidecar
+STORE_FOLDERS = ("features", "heads", "models", "records", "datasets")  # the only folders the stale-temp sweep visits
 STALE_TEMP_S = 24 * 3600  # temp files older than this are leftovers of killed writers
 TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\.[\w.]+)?$")  # `atomic`'s mkstemp names, nothing else
 

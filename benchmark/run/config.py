@@ -20,7 +20,10 @@ class RunConfig:
         img_sizes: input sizes, pixels or "native".
         n_train, n_val, n_test: stratified subsets of the training pool, of the
             held-out validation images and of the test images (None: all).
-        n_val_holdout: training images held out as the validation split.
+        n_val_holdout: training images held out as the validation split (None: a tenth, 5,000 of CIFAR-10's).
+        data: "cifar10", "folder:PATH" or "npz:PATH" (`benchmark.core.datasets.parse_data`).
+        data_size: storage size in pixels of a folder's decoded images (None: the median, capped).
+        bad_images: "skip" or "stop" at a folder image that cannot be decoded.
         weights_from: a weights folder, "imagenet", "random", or None for
             `$BACKBONE_WEIGHTS_DIR` (else "imagenet").
         n_time_images, time_budget_s: images and seconds for timing-only rows.
@@ -35,8 +38,11 @@ class RunConfig:
     n_train: int | None = QUICK["n_train"]
     n_val: int | None = QUICK["n_val"]
     n_test: int | None = QUICK["n_test"]
-    n_val_holdout: int = 5000
+    n_val_holdout: int | None = None
     data_dir: str | None = None
+    data: str = "cifar10"
+    data_size: int | None = None
+    bad_images: str = "skip"
     weights_from: str | None = None
     cache_dir: str | None = None
     out: str = "results"

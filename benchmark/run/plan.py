@@ -23,10 +23,11 @@ def plan(config: RunConfig) -> list[tuple[backbones.BackboneSpec, int]]:
 FULL_IMAGES = 60_000  # --full: 45,000 train + 5,000 validation + 10,000 test images per backbone
 
 
-def estimate_sweep(frame, n_workers: int, startup_s: float = 4.0) -> tuple[list[dict], float, list[str]]:
+def estimate_sweep(frame, n_workers: int, startup_s: float = 4.0,
+                   n_images: int = FULL_IMAGES) -> tuple[list[dict], float, list[str]]:
     """Wall time of `--all --full` at native sizes on `n_workers` workers like the one that measured `frame`.
 
-    Assumptions: every registry backbone extracts `FULL_IMAGES` images at its
+    Assumptions: every registry backbone extracts `n_images` images (CIFAR-10's 60,000 by default) at its
     native size; its throughput there is the best one measured in `frame`
     scaled by (measured size / native size)^2, the ratio of their FLOPs; each
     job adds `startup_s` of worker start-up; head training is ignored (seconds);
@@ -46,7 +47,7 @@ def estimate_sweep(frame, n_workers: int, startup_s: float = 4.0) -> tuple[list[
             continue
         row = rows.iloc[0]
         native_sps = float(row["samples_per_sec"]) * (int(row["img_size"]) / spec.native_size) ** 2
-        jobs.append({"model": name, "img_size": spec.native_size, "est_s": FULL_IMAGES / native_sps + startup_s})
+        jobs.append({"model": name, "img_size": spec.native_size, "est_s": n_images / native_sps + startup_s})
     loads = [0.0] * max(1, n_workers)
     for job in sorted(jobs, key=lambda j: -j["est_s"]):
         worker = loads.index(min(loads))

@@ -17,7 +17,7 @@ def _round(value, digits):
 
 def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbones.WeightsSource,
                     sets: dict[str, FeatureSet], config: RunConfig, n_images: dict, data_fingerprint: str,
-                    from_cache: bool) -> dict:
+                    from_cache: bool, dataset: str = "cifar10") -> dict:
     """The columns every row of this (backbone, img_size) shares: speed, memory, FLOPs, data."""
     timing = summed_timing(sets)
     meta = next(iter(sets.values())).meta
@@ -36,7 +36,7 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
         "pct_of_peak": _round(100 * gflops / peak if gflops and peak else None, 1),
         "train_size": n_images["train"], "val_size": n_images["val"], "test_size": n_images["test"],
         "from_cache": from_cache, "seed": config.seed, "weights_id": weights.identity,
-        "data_fingerprint": data_fingerprint, "host": meta.get("host"), "device": meta.get("device"),
+        "dataset": dataset, "data_fingerprint": data_fingerprint, "host": meta.get("host"), "device": meta.get("device"),
     }
 
 
@@ -61,7 +61,7 @@ def finetuned_row(shared: dict, result: dict) -> dict:
 def head_row(shared: dict, kind: str, result: dict, feature_dim: int | None = None) -> dict:
     """A row for one trained head (`benchmark.core.networks.ensure_head`'s result)."""
     return {**shared, "head": kind, "regime": "frozen",
-            "trainable_params": head_params(kind, feature_dim) if feature_dim else None,
+            "trainable_params": head_params(kind, feature_dim, len(result["per_class_acc"])) if feature_dim else None,
             "val_acc": round(result["val_acc"], 4), "test_acc": round(result["test_acc"], 4),
             "test_ci_low": round(result["test_ci_low"], 4), "test_ci_high": round(result["test_ci_high"], 4),
             "head_epochs": result["epochs"], "head_train_s": round(result["head_train_s"], 3),

@@ -26,7 +26,8 @@ import backbones
 
 from ..core import sysinfo
 from ..core.atomic import probe_writable
-from ..core.data import Split, SplitRecipe, load_cifar10, splits_fingerprint
+from ..core.data import Dataset, Split, SplitRecipe, splits_fingerprint
+from ..core.datasets import canonical_data
 from ..core.features import TIMING, BackboneJob, FeatureSet, cached_features, cached_meta, in_cache
 from ..core.finetune import FineTuneConfig
 from ..core.flops import PEAK_ENV, given_peak_gflops, matmul_peak_gflops
@@ -38,7 +39,7 @@ from ..core.results import prediction_key, write_examples
 from ..core.results_db import ResultsDB
 from ..core.store import Store
 from ..core.weights import weights_problem
-from .config import RunConfig, parse_executor
+from .config import QUICK, RunConfig, parse_executor
 from .executor import InlineExecutor, JobFailed, ProcessExecutor, is_download_failure
 from .plan import plan
 from .rows import finetuned_row, head_row, measurement_row, timing_only_row
@@ -56,6 +57,7 @@ class Prepared:
     splits: dict[str, Split]
     recipe: SplitRecipe
     data_fingerprint: str
+    dataset: str  # its name, as the rows carry it
     weights: dict[str, backbones.WeightsSource]
     environment: dict
     bad_weights: dict[str, str]  # backbone -> why its weights file cannot be used
@@ -71,14 +73,19 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     specs = {spec.name: spec for spec, _ in planned}
     bad_weights = {name: problem for name, spec in specs.items()
                    if (problem := weights_problem(spec, weights[name], store))}  # before the data load
-    echo(f"Loading CIFAR-10 from {config.data_dir or os.environ.get('CIFAR10_DIR') or 'keras.datasets'} ...")
-    data = load_cifar10(config.data_dir)
-    recipe = SplitRecipe(data_dir=None if data.source == "keras.datasets" else data.source,
-                         n_val_holdout=config.n_val_holdout, n_train=config.n_train, n_val=config.n_val,
-                         n_test=config.n_test, seed=config.seed)
+    data_spec = canonical_data(config.data)
+    kind, path = data_spec.partition(":")[::2]
+    echo(f"Loading {kind} {path} ..." if path else
+         f"Loading CIFAR-10 from {config.data_dir or os.environ.get('CIFAR10_DIR') or 'keras.datasets'} ...")
+    recipe = SplitRecipe(data=data_spec, data_size=config.data_size, bad_images=config.bad_images,
+                         cache_dir=store.root, data_dir=config.data_dir)
+    data = recipe.load(echo)
+    recipe = replace(recipe, data_dir=data.source if data_spec == "cifar10" and data.source != "keras.datasets"
+                     else None, **split_sizes(config, data, echo))
     splits = recipe.make(data)
     n = {name: len(split) for name, split in splits.items()}
-    echo(f"Splits: train {n['train']}, val {n['val']}, test {n['test']} (seed {config.seed})"
+    echo(f"Splits of {data.name} ({data.n_classes} classes, {splits['train'].x.shape[1]} px): train {n['train']}, "
+         f"val {n['val']}, test {n['test']} (seed {config.seed})"
          + ("  [lossy JPEG copy of CIFAR-10]" if data.lossy_jpeg else ""))
     random = sorted({name for name, w in weights.items() if not w.pretrained})
     if random and not config.time_only:
@@ -88,6 +95,7 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     weights_dir = config.weights_from or os.environ.get(backbones.WEIGHTS_ENV)
     environment = {
         **sysinfo.environment(), "data_source": data.source, "data_lossy_jpeg": data.lossy_jpeg,
+        "dataset": data.name, "dataset_info": data.describe(),
         "folders": {"data": data.source, "cache": store.root,
                     "weights": os.path.abspath(weights_dir) if weights_dir and os.path.isdir(weights_dir)
                     else weights_dir or "imagenet (Keras download)"},
@@ -96,7 +104,25 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
         "schema": "one row per (model, img_size, regime, head); see benchmark/core/results.py COLUMNS",
     }
     tasks = with_regimes(planned, config, weights)
-    return Prepared(tasks, splits, recipe, splits_fingerprint(splits), weights, environment, bad_weights)
+    return Prepared(tasks, splits, recipe, splits_fingerprint(splits), data.name, weights, environment, bad_weights)
+
+
+def split_sizes(config: RunConfig, data: Dataset, echo=print) -> dict:
+    """The recipe's image counts. The quick defaults are at most what a user's dataset has: a folder of 300
+    images runs with all of them rather than failing for want of 2,000 (CIFAR-10 keeps its exact sizes)."""
+    sizes = {"n_val_holdout": config.n_val_holdout, "n_train": config.n_train, "n_val": config.n_val,
+             "n_test": config.n_test, "seed": config.seed}
+    if canonical_data(config.data) == "cifar10":
+        return sizes
+    from ..core.data import default_val_holdout
+
+    holdout = config.n_val_holdout or default_val_holdout(len(data.y_train))
+    have = {"n_train": len(data.y_train) - holdout, "n_val": holdout, "n_test": len(data.y_test)}
+    capped = {key: None for key, value in have.items() if sizes[key] == QUICK[key] and value <= QUICK[key]}
+    if capped:
+        echo(f"{data.name} has fewer images than the quick defaults: using all of them for "
+             f"{', '.join(k[2:] for k in capped)}")
+    return {**sizes, **capped}
 
 
 def with_regimes(planned: list, config: RunConfig, weights: dict) -> list:
@@ -139,6 +165,7 @@ class Runner:
         self.added = self.replaced = 0  # rows this run added to the results folder, and superseded there
         self._peak: float | None = None
         self._warned_peak = False
+        self.dataset: str | None = None  # the run's dataset name, once its images are loaded
 
     def matmul_peak(self) -> float:
         """fp32 matmul GFLOP/s of this machine, measured once per run when first needed."""
@@ -150,6 +177,7 @@ class Runner:
 
     def run(self):
         prepared = prepare(self.config, self.store, self.echo)
+        self.dataset = prepared.dataset
         own = self.executor is None
         executor = make_executor(self.config, prepared.splits, self.echo) if own else self.executor
         try:
@@ -176,7 +204,7 @@ class Runner:
                                                                     "failed": self.failures})
                 self.added, self.replaced = self.added + added, self.replaced + replaced
                 with db.locked():  # another run into the same folder merges its predictions too
-                    write_examples(self.config.out, prepared.splits["test"], predictions)
+                    write_examples(self.config.out, prepared.splits["test"], predictions, prepared.dataset)
                 self.echo_task(self.prefix(i, tasks), task_rows, time.perf_counter() - t0,
                                self.sweep_progress(i, work, time.perf_counter() - t_start))
         except KeyboardInterrupt:
@@ -298,7 +326,7 @@ class Runner:
         """The rows of one (backbone, img_size, regime); adds its heads' test predictions to `predictions`."""
         n_images = {name: len(prepared.splits[name]) for name in SCORED}
         shared = measurement_row(spec, img_size, weights, sets, self.config, n_images, prepared.data_fingerprint,
-                                 from_cache)
+                                 from_cache, prepared.dataset)
         self.check_peak(shared)
         if TIMING in sets:
             return [timing_only_row(shared)]

@@ -65,8 +65,9 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
 def _load_splits(job: BackboneJob, host: str) -> dict[str, Split]:
     splits = job.data.make()
     if job.data_fingerprint and splits_fingerprint(splits) != job.data_fingerprint:
-        raise DataError(f"on {host}, the CIFAR-10 data at {job.data.data_dir or 'the keras.datasets download'} "
-                        f"gives other images than the run was planned with (fingerprint mismatch); "
+        where = (job.data.data if job.data.data != "cifar10" else
+                 f"CIFAR-10 at {job.data.data_dir or 'the keras.datasets download'}")
+        raise DataError(f"on {host}, the data {where} gives other images than the run was planned with (fingerprint mismatch); "
                         f"point every worker at the same data folder")
     return splits
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import backbones
 
-from ..core.results import load_results, top_scorer
+from ..core.results import DEFAULT_DATASET, load_results, of_dataset, top_scorer
 from .config import FALLBACK_BACKBONE, FALLBACK_REGIME, FINAL_CUTS, FINAL_IMG_SIZE
 
 def final_cut(spec: backbones.BackboneSpec) -> str | None:
@@ -38,6 +38,12 @@ def choose_backbone(results_dir: str, backbone: str | None = None, img_size: int
         echo(f"No benchmark results in {results_dir}/: using the default, {FALLBACK_BACKBONE} at {chosen} px "
              f"(the best pretrained backbone measured here; run `python -m benchmark` to choose from data).")
         return FALLBACK_BACKBONE, chosen, FALLBACK_REGIME
+    others = sorted(set(frame["dataset"]) - {DEFAULT_DATASET})
+    frame = of_dataset(frame, DEFAULT_DATASET)  # the final model answers CIFAR-10: other datasets' rows never choose
+    if frame.empty and others:
+        raise ValueError(f"{results_dir}/results.csv holds rows of {', '.join(others)} only; 0-transfer.py trains a "
+                         f"CIFAR-10 model from CIFAR-10 rows: run `python -m benchmark` without --data into that "
+                         f"folder, pass another --results, or pass --backbone")
     best = top_scorer(frame)
     if best is None:
         raise ValueError(f"{results_dir}/results.csv has no rows with pretrained weights and an accuracy; "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from benchmark.core.data import default_val_holdout
+
 from ..analysis import N_EXTRACT
 from ..doc import Doc
+from ..html import esc
 from ..numbers import fixed, pct
 from .methods import timing_note
 
@@ -24,7 +27,7 @@ def discussion(doc: Doc) -> str:
 
 def limitations(doc: Doc) -> str:
     n_train, _, n_test = doc.split_sizes
-    stats, lossy = doc.stats, doc.env.get("data_lossy_jpeg")
+    stats, lossy = doc.stats, doc.is_cifar10 and doc.env.get("data_lossy_jpeg")
     items = [
         "<li><b>Lossy data.</b> The CIFAR-10 used here is a quality-75 JPEG copy; the original images are "
         "lossless, and accuracies measured on the copy are not those of the original data.</li>" if lossy else "",
@@ -33,8 +36,7 @@ def limitations(doc: Doc) -> str:
         f"networks.</li>",
         f"<li><b>Quick subsets.</b> Heads were trained on {n_train} images and tested on {n_test}; the 95% "
         f"intervals reach ±{pct(stats['median_half_ci'])} points (median half-width), and a full run "
-        f"(<code>--full</code>) would narrow them.</li>" if n_train and n_train < 45000 and
-        "median_half_ci" in stats else "",
+        f"(<code>--full</code>) would narrow them.</li>" if _quick(doc) and "median_half_ci" in stats else "",
         "<li><b>One machine, CPU only.</b> Every timing comes from one CPU (see the hardware box); speeds on "
         "other CPUs or on GPUs were not measured and will rank differently.</li>",
         "<li><b>Timing-only rows</b> were timed on fewer images than the pretrained rows.</li>"
@@ -45,16 +47,26 @@ def limitations(doc: Doc) -> str:
     return "\n".join(["<h2>Limitations</h2>", "<ul>" + "".join(items) + "</ul>"])
 
 
+def _quick(doc: Doc) -> bool:
+    """Whether the heads saw fewer training images than a full run of the dataset gives: its training pool
+    less the validation holdout (CIFAR-10: 45000)."""
+    n_train, pool = doc.split_sizes[0], doc.dataset.get("n_train_pool")
+    if not n_train or not pool:
+        return False
+    holdout = doc.env.get("config", {}).get("n_val_holdout") or default_val_holdout(pool)
+    return n_train < pool - holdout
+
+
 def conclusion(doc: Doc) -> str:
-    ksl = (doc.stats.get("ksl") or {}).get("frozen@best")
+    ksl, data = (doc.stats.get("ksl") or {}).get("frozen@best"), esc(doc.data)
     if not ksl:
         correlation = ""
     elif ksl["r_low"] < 0 < ksl["r_high"]:
-        correlation = (f"Whether published ImageNet accuracy predicts CIFAR-10 accuracy here cannot be told from "
+        correlation = (f"Whether published ImageNet accuracy predicts {data} accuracy here cannot be told from "
                        f"{ksl['n']} backbones (r = {fixed(ksl['r'], 2)}, 95% interval {fixed(ksl['r_low'], 2)} to "
                        f"{fixed(ksl['r_high'], 2)}, each at its best size). ")
     else:
-        correlation = (f"ImageNet top-1 and CIFAR-10 accuracy correlate with r = {fixed(ksl['r'], 2)} (95% interval "
+        correlation = (f"ImageNet top-1 and {data} accuracy correlate with r = {fixed(ksl['r'], 2)} (95% interval "
                        f"{fixed(ksl['r_low'], 2)} to {fixed(ksl['r_high'], 2)}, n = {ksl['n']}). ")
     return "\n".join([
         "<h2>Conclusion</h2>",

@@ -11,7 +11,10 @@ from .front import final_regime
 
 
 def final_model(doc: Doc) -> str:
+    """The section; left out of another dataset's page (0-transfer.py's model answers CIFAR-10)."""
     t, figs = doc.transfer, doc.figs
+    if not doc.is_cifar10:
+        return ""
     if not t:
         return ("<h2>The final model</h2><p class=missing>Not in this results folder: copy the "
                 "<code>transfer.json</code> and <code>transfer.npz</code> that <code>python 0-transfer.py</code> "

@@ -1,19 +1,50 @@
-"""The title, the top picture and the abstract."""
+"""The title, the other datasets of the folder, the top picture and the abstract."""
 
 from __future__ import annotations
 
+import shlex
+
 from ..doc import Doc
 from ..html import esc
+from ..load import label
 from ..numbers import fixed, pct
 from .references import cite
 
 
 def title(doc: Doc) -> str:
-    return "\n".join([
-        "<h1>Which ImageNet backbone for CIFAR-10? Frozen and fine-tuned Keras Applications on one CPU</h1>",
+    return "\n".join(s for s in [
+        f"<h1>Which ImageNet backbone for {esc(doc.data)}? Frozen and fine-tuned Keras Applications on one CPU</h1>",
         f"<p class=authors>{esc(doc.author)}</p>",
+        _other_datasets(doc),
         doc.figs.html(doc.figs.top),
-    ])
+    ] if s)
+
+
+def _other_datasets(doc: Doc) -> str:
+    """One sentence naming the folder's other datasets and the command that builds each one's page ("" when
+    the folder holds this dataset's rows only)."""
+    others = doc.env.get("other_datasets") or []
+    if not others:
+        return ""
+    folder = shlex.quote(doc.results.results_dir)
+    commands = [f"<code>{esc(f'python -m report --results {folder} --dataset {shlex.quote(name)}')}</code>"
+                for name in others]
+    return (f"<p class=muted>This page covers {esc(doc.data)} only; the results folder also holds rows of "
+            f"{_and([esc(label(name)) for name in others])}, whose {'page' if len(others) == 1 else 'pages'} "
+            f"{_and(commands)} {'builds' if len(others) == 1 else 'build'}.</p>")
+
+
+def _and(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def data_name(doc: Doc, more: str = "") -> str:
+    """The dataset as a sentence introduces it: CIFAR-10 with its citation, another with its number of classes
+    and `more` (already escaped) in parentheses."""
+    if doc.is_cifar10:
+        return f"CIFAR-10 {cite('cifar')}"
+    return f"{esc(doc.data)} ({esc(doc.dataset['n_classes'])} classes{more})"
 
 
 def headline(doc: Doc) -> str:
@@ -49,7 +80,7 @@ def _scale(doc: Doc) -> str:
     frame, n_train, n_val, n_test = doc.frame, *doc.split_sizes
     sizes = ", ".join(str(s) for s in doc.sizes)
     timed = (f"We time {frame['model'].nunique()} ImageNet backbones from Keras Applications {cite('keras')} as "
-             f"feature extractors for CIFAR-10 {cite('cifar')} on one {esc(doc.env.get('cpu_count', '?'))}-core CPU, "
+             f"feature extractors for {data_name(doc)} on one {esc(doc.env.get('cpu_count', '?'))}-core CPU, "
              f"at {sizes} px.")
     if not doc.scored["model"].nunique():
         return (f"{timed} None of them was scored in this run (no pretrained weights, or timing only), so no "

@@ -7,6 +7,7 @@ import pandas as pd
 from ..doc import Doc
 from ..html import box, esc
 from ..numbers import fixed
+from .front import data_name
 from .references import cite
 
 
@@ -29,9 +30,9 @@ def methods(doc: Doc) -> str:
     return "\n".join([
         "<h2>Materials and methods</h2>",
         f"<h3>Data</h3><p>{_data_text(doc)}</p>",
-        "<h3>Backbones, preprocessing and upscaling</h3>",
+        f"<h3>Backbones, preprocessing and {'upscaling' if _upscaled(doc) else 'resizing'}</h3>",
         "<p>Each backbone is built with <code>include_top=False</code> and global average pooling, and fed "
-        "CIFAR-10's 32×32 images upscaled (bilinear) to the input size, then passed through the model's own "
+        f"{_stored_images(doc)} (bilinear) to the input size, then passed through the model's own "
         "<code>preprocess_input</code>. Resizing and preprocessing run inside the same TensorFlow graph as the "
         "base, batch by batch. Throughput excludes the first (warm-up) batch. Backbones without pretrained "
         "weights on the machine are timed with random weights, which does not change their speed, and get no "
@@ -48,14 +49,44 @@ def methods(doc: Doc) -> str:
 
 def _data_text(doc: Doc) -> str:
     n_train, n_val, n_test = doc.split_sizes
-    text = (f"CIFAR-10 {cite('cifar')}: {n_train} training, {n_val} validation and {n_test} test images, stratified "
+    sets = ("the official training set", "the official test set") if doc.is_cifar10 else \
+        ("its training split", "its test split")
+    text = (f"{_dataset(doc)}: {n_train} training, {n_val} validation and {n_test} test images, stratified "
             f"and seeded (seed {int(doc.env.get('config', {}).get('seed', 0))}); the validation images are held out "
-            f"of the official training set and the test images come from the official test set." if n_train else
-            "CIFAR-10.")
-    if doc.env.get("data_lossy_jpeg"):
+            f"of {sets[0]} and the test images come from {sets[1]}." if n_train else f"{_dataset(doc)}.")
+    skipped = doc.dataset.get("n_skipped")
+    if skipped:
+        text += (f" {esc(skipped)} of its image files could not be decoded and were left out "
+                 f"(<code>--bad-images skip</code>).")
+    if doc.is_cifar10 and doc.env.get("data_lossy_jpeg"):
         text += (" <b>This run used a lossy JPEG copy of CIFAR-10</b> (quality-75 JPEGs of the original "
                  "images); accuracies on the original, lossless images will differ (see Limitations).")
     return text
+
+
+def _dataset(doc: Doc) -> str:
+    """The dataset, cited, or named with its classes, the folder or file it was read from and its image size."""
+    d = doc.dataset
+    source = f", read from <code>{esc(d['source'])}</code>" if d.get("source") else ""
+    size = f", images stored at {esc(d['img_size'])}×{esc(d['img_size'])} px" if d.get("img_size") else ""
+    names = list(d.get("class_names") or [])
+    if names and not doc.is_cifar10:  # a user's classes, named (the first dozen: a long list says little more)
+        shown = ", ".join(esc(n) for n in names[:12])
+        source = f": {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}" + source.replace(",", ";", 1)
+    return data_name(doc, source + size)
+
+
+def _stored_images(doc: Doc) -> str:
+    """The dataset's stored images and what resizing does to them, e.g. "CIFAR-10's 32×32 images upscaled"."""
+    size = doc.dataset.get("img_size")
+    verb = "upscaled" if _upscaled(doc) else "resized"
+    return f"{esc(doc.data)}'s {esc(size)}×{esc(size)} images {verb}" if size else f"{esc(doc.data)}'s images {verb}"
+
+
+def _upscaled(doc: Doc) -> bool:
+    """Whether every input size is at least the stored images' size (CIFAR-10's 32 px always is)."""
+    size = doc.dataset.get("img_size")
+    return bool(size) and all(s >= size for s in doc.sizes)
 
 
 def _engine_text(doc: Doc) -> str:

@@ -8,14 +8,15 @@ REFERENCES = (
     ("keras", "Keras documentation. <i>Keras Applications</i>. https://keras.io/api/applications/"),
     ("kornblith", "S. Kornblith, J. Shlens, Q. V. Le. <i>Do Better ImageNet Models Transfer Better?</i> "
                   "CVPR 2019."),
-    ("cifar", "A. Krizhevsky. <i>Learning Multiple Layers of Features from Tiny Images.</i> Technical report, "
-              "University of Toronto, 2009."),
     ("mcnemar", "Q. McNemar. <i>Note on the sampling error of the difference between correlated proportions or "
                 "percentages.</i> Psychometrika, 1947."),
     ("bootstrap", "B. Efron, R. J. Tibshirani. <i>An Introduction to the Bootstrap.</i> Chapman &amp; Hall, 1993."),
     ("wilson", "E. B. Wilson. <i>Probable inference, the law of succession, and statistical inference.</i> "
                "Journal of the American Statistical Association, 1927."),
+    ("cifar", "A. Krizhevsky. <i>Learning Multiple Layers of Features from Tiny Images.</i> Technical report, "
+              "University of Toronto, 2009."),
 )
+CIFAR10_ONLY = ("cifar",)  # last, so that leaving them out of another dataset's page renumbers nothing
 CITE = {key: i for i, (key, _) in enumerate(REFERENCES, 1)}
 
 
@@ -24,4 +25,5 @@ def cite(*keys: str) -> str:
 
 
 def references(doc: Doc) -> str:
-    return "\n".join(["<h2>References</h2><ol>", *[f"<li>{text}</li>" for _, text in REFERENCES], "</ol>"])
+    cited = [text for key, text in REFERENCES if doc.is_cifar10 or key not in CIFAR10_ONLY]
+    return "\n".join(["<h2>References</h2><ol>", *[f"<li>{text}</li>" for text in cited], "</ol>"])

@@ -17,7 +17,8 @@ def reproduction(doc: Doc) -> str:
         lines.append(f"{command}    # writes transfer.json and transfer.npz beside cifar10.h5: copy them into "
                      f"{doc.results.results_dir}" if command else
                      "# the final model: no 0-transfer.py command gives the settings in transfer.json")
-    lines.append(doc.commands.report(doc.results.results_dir, doc.out_dir))
+    flag = doc.results.dataset_flag  # passed only when needed: a command line built before --dataset still works
+    lines.append(doc.commands.report(doc.results.results_dir, doc.out_dir, *([flag] if flag else [])))
     return ("<h2>Reproduction</h2>\n<p>With the data and weights folders of the README's offline setup, these "
             "commands, each from a clone at the commit named beside it, regenerate every table and figure (runs "
             "into the same --out folder add their rows):</p><pre>" + esc("\n".join(lines)) + "</pre>")

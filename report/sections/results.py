@@ -78,6 +78,10 @@ def _chosen_text(doc: Doc) -> str:
     (`benchmark.transfer.select.choose_backbone`)."""
     if doc.top is None:
         return ""
+    if not doc.is_cifar10:  # 0-transfer.py chooses from CIFAR-10's rows only
+        return (f"<p>The top scorer, here and in the console, is chosen by one rule: {esc(TOP_SCORER_RULE)} "
+                f"<code>0-transfer.py</code> trains a CIFAR-10 model and chooses its backbone from CIFAR-10's rows "
+                f"only, so {esc(doc.data)}'s rows do not choose it.</p>")
     least = doc.env.get("final_min_size")
     size = (f"at the scored size or {esc(least)} px, whichever is larger" if least else
             "at the scored size, raised to its smallest size for a final model when smaller")
