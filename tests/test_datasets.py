@@ -72,7 +72,7 @@ def test_a_mixed_folder_decodes_once_to_rgb_at_one_size(mixed_folder, tmp_path):
     assert data.x_train.dtype == np.uint8 and data.x_train.shape[1:] == (32, 32, 3)  # the median side
     assert data.info["n_skipped"] == 1 and data.info["skipped"] == [os.path.join("airplane", "broken.jpg")]
     assert len(data.y_train) + len(data.y_test) == 3 * 24
-    assert np.bincount(data.y_test).tolist() == [5, 5, 4] or sorted(np.bincount(data.y_test)) == [4, 5, 5]
+    assert set(np.bincount(data.y_test).tolist()) <= {4, 5}  # a stratified fifth of each class
     gray = data.x_train[np.all(data.x_train[..., 0] == data.x_train[..., 2], axis=(1, 2))]
     assert len(gray) >= 3  # the grayscale files came out as RGB with equal channels
     assert any("Skipped 1 image" in line for line in lines)
@@ -151,7 +151,7 @@ FOLDER_CASES = {
     "missing": (lambda root: None, "no such folder"),
     "one class": (_one_class, "has 1 class folder(s); a folder dataset needs at least two"),
     "empty class": (_empty_class, "dogs has no images"),
-    "too few in a class": (_tiny_class, "class 'dogs' has 2 decodable image(s)"),
+    "too few in a class": (_tiny_class, "class 'dogs' has 2 image(s)"),
     "test class not in train": (_test_class_missing_in_train, "owls that"),
 }
 

@@ -239,6 +239,8 @@ def command_line(settings: dict, out: str | None = None) -> str | None:
 
     if not settings.get("backbones"):
         return None
+    if settings.get("n_val_holdout") == 5000 and settings.get("data", "cifar10") == "cifar10":
+        settings = {**settings, "n_val_holdout": None}  # recorded before the default was "a tenth": the same 5000
     parser = build_parser()
     keys = [f.name for f in dataclasses.fields(RunConfig)
             if f.name in settings and f.name not in MACHINE_SETTINGS and f.name != "out"] + (["out"] if out else [])

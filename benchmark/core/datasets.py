@@ -269,83 +269,90 @@ def load_folder_dataset(root: str, data_size: int | None = None, bad_images: str
 
     class_names, listing = scan_folder(root)
     parts = dataset_parts(root, listing_digest(root, listing), data_size, bad_images, DATASET_VERSION)
-    record = Store(cache_dir).memo("datasets", parts, lambda: _decode_folder(root, class_names, listing, data_size,
-                                                                             bad_images, echo),
+    decoded: dict = {}  # filled on a miss, so the arrays just made are not read back from the file
+    record = Store(cache_dir).memo("datasets", parts,
+                                   lambda: _decode_folder(root, class_names, listing, data_size, bad_images, echo,
+                                                          decoded),
                                    on_hit=lambda found: echo(f"Images of {root}: from the cache "
                                                              f"({found['data_size']} px)"))
-    with np.load(record["path"], allow_pickle=False) as f:
-        arrays = {k: f[k] for k in NPZ_ARRAYS}
+    if not decoded:
+        with np.load(record["path"], allow_pickle=False) as f:
+            decoded = {k: f[k] for k in NPZ_ARRAYS}
     if record["n_skipped"]:
         echo(f"Skipped {record['n_skipped']} image(s) that could not be decoded, e.g. "
              f"{', '.join(record['skipped'][:3])} (--bad-images stop: stop at the first instead)")
     info = {k: record[k] for k in ("data_size", "n_skipped", "skipped", "decode_images_per_sec")}
-    return Dataset(*(arrays[k] for k in NPZ_ARRAYS), root, name=dataset_name(root),
+    return Dataset(*(decoded[k] for k in NPZ_ARRAYS), root, name=dataset_name(root),
                    class_names=tuple(record["class_names"]), info=info)
 
 
 def _decode_folder(root: str, class_names: tuple, listing: dict, data_size: int | None, bad_images: str,
-                   echo) -> tuple:
-    items = [(split, rel, label) for split, found in listing.items() for rel, label in found]
+                   echo, out: dict) -> tuple:
+    """Decodes every listed image into one array, training images first, so that the two splits are views of
+    it: fresh memory is slow to touch on some machines, and a copy of 3,000 images at 224 px cost seconds."""
+    listing = listing if "all" not in listing else _hold_out_test(root, class_names, listing["all"])
+    items = [(split, rel, label) for split in ("train", "test") for rel, label in listing[split]]
     size = data_size or default_data_size(root, [rel for _, rel, _ in items])
     echo(f"Decoding {len(items)} images of {root} at {size} px (once; then cached) ...")
     t0, last = time.perf_counter(), time.perf_counter()
-    images: list = [None] * len(items)
+    x = np.empty((len(items), size, size, 3), np.uint8)  # filled in place by the threads
+    ok = np.ones(len(items), bool)
     skipped: list[str] = []
 
     def decode(i: int):
         try:
-            return i, decode_image(os.path.join(root, items[i][1]), size), None
+            x[i] = decode_image(os.path.join(root, items[i][1]), size)
+            return i, None
         except (OSError, ValueError, SyntaxError) as err:  # truncated, not an image, a decompression bomb
-            return i, None, err
+            return i, err
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for done, (i, img, err) in enumerate(pool.map(decode, range(len(items))), 1):
+        for done, (i, err) in enumerate(pool.map(decode, range(len(items))), 1):
             if err is not None:
                 if bad_images == "stop":
                     pool.shutdown(cancel_futures=True)
                     raise DataError(f"{os.path.join(root, items[i][1])} cannot be decoded ({type(err).__name__}: "
                                     f"{err}); fix or remove it, or pass --bad-images skip")
                 skipped.append(items[i][1])
-            images[i] = img
+                ok[i] = False
             if time.perf_counter() - last > 5 or done == len(items):
                 last = time.perf_counter()
                 echo(f"  decoded {done}/{len(items)} images ({done / (last - t0):.0f} img/s)")
     seconds = time.perf_counter() - t0
-    keep = [i for i, img in enumerate(images) if img is not None]
-    arrays = {}
-    for split in ("train", "test", "all"):
-        idx = [i for i in keep if items[i][0] == split]
-        if split in listing:
-            arrays[split] = (np.stack([images[i] for i in idx]) if idx else np.zeros((0, size, size, 3), np.uint8),
-                             np.array([items[i][2] for i in idx], np.int64))
-    arrays = _hold_out_test(root, class_names, arrays["all"]) if "all" in arrays else arrays
-    counts = np.bincount(arrays["train"][1], minlength=len(class_names))
+    y = np.array([label for _, _, label in items], np.int64)
+    is_train = np.array([split == "train" for split, _, _ in items])
+    if skipped:  # rare: one copy without the broken files
+        x, y, is_train = x[ok], y[ok], is_train[ok]
+    n_train = int(is_train.sum())
+    counts = np.bincount(y[:n_train], minlength=len(class_names))
     if (counts < 2).any():
         c = int(np.argmin(counts))
         raise DataError(f"class {class_names[c]!r} has {counts[c]} decodable training image(s) in {root}; each "
                         f"class needs at least 2 (one for training, one for validation): add images")
-    result = {"class_names": list(class_names), "data_size": size, "n_train": len(arrays["train"][1]),
-              "n_test": len(arrays["test"][1]), "n_skipped": len(skipped), "skipped": skipped[:100],
-              "decode_s": round(seconds, 3), "decode_images_per_sec": round(len(items) / seconds, 1)}
-    echo(f"Decoded {len(keep)} images in {seconds:.1f}s ({result['decode_images_per_sec']:.0f} img/s)"
+    out.update(x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:])
+    result = {"class_names": list(class_names), "data_size": size, "n_train": n_train, "n_test": len(y) - n_train,
+              "n_skipped": len(skipped), "skipped": skipped[:100], "decode_s": round(seconds, 3),
+              "decode_images_per_sec": round(len(items) / seconds, 1)}
+    echo(f"Decoded {len(y)} images in {seconds:.1f}s ({result['decode_images_per_sec']:.0f} img/s)"
          + (f"; skipped {len(skipped)}" if skipped else ""))
 
     def make_file(path: str) -> None:
         with open(path, "wb") as f:  # the store renames it into place once written
-            np.savez(f, x_train=arrays["train"][0], y_train=arrays["train"][1], x_test=arrays["test"][0],
-                     y_test=arrays["test"][1])
+            np.savez(f, **out)
 
     return result, make_file
 
 
-def _hold_out_test(root: str, class_names: tuple, data: tuple) -> dict:
-    """A folder without train/ and test/: a stratified fifth of each class (fixed seed) is the test split."""
-    x, y = data
+def _hold_out_test(root: str, class_names: tuple, items: list) -> dict:
+    """A folder without train/ and test/: a stratified fifth of each class's files (fixed seed) is the test
+    split. `items` are (relative path, label); returns {"train": [...], "test": [...]} in listing order."""
+    y = np.array([label for _, label in items], np.int64)
     counts = np.bincount(y, minlength=len(class_names))
     if (counts < 3).any():
         c = int(np.argmin(counts))
-        raise DataError(f"class {class_names[c]!r} has {counts[c]} decodable image(s) in {root}; without train/ and "
-                        f"test/ folders each class needs at least 3 (one each for training, validation and test)")
-    test = stratified_take(y, max(len(class_names), round(TEST_FRACTION * len(y))), np.random.default_rng([0, 99]))
-    train = np.setdiff1d(np.arange(len(y)), test)
-    return {"train": (x[train], y[train]), "test": (x[test], y[test])}
+        raise DataError(f"class {class_names[c]!r} has {counts[c]} image(s) in {root}; without train/ and test/ "
+                        f"folders each class needs at least 3 (one each for training, validation and test)")
+    test = set(stratified_take(y, max(len(class_names), round(TEST_FRACTION * len(y))),
+                               np.random.default_rng([0, 99])).tolist())
+    return {"train": [item for i, item in enumerate(items) if i not in test],
+            "test": [item for i, item in enumerate(items) if i in test]}
