@@ -147,12 +147,37 @@ def _png(path):
     Image.new("RGB", (8, 8), (10, 20, 30)).save(path)
 
 
+def _train_only(root):
+    _classes_in(root / "train", ("cats", "dogs"), 3)
+
+
+def _empty_test(root):
+    _classes_in(root / "train", ("cats", "dogs"), 3)
+    _classes_in(root / "test", ("cats", "dogs"), 0)
+
+
+def _one_training_image(root):
+    _classes_in(root / "train", ("cats",), 3)
+    _classes_in(root / "train", ("dogs",), 1)
+    _classes_in(root / "test", ("cats", "dogs"), 1)
+
+
+def _classes_in(folder, names, n):
+    for name in names:
+        os.makedirs(folder / name, exist_ok=True)
+        for i in range(n):
+            _png(folder / name / f"{i}.png")
+
+
 FOLDER_CASES = {
     "missing": (lambda root: None, "no such folder"),
     "one class": (_one_class, "has 1 class folder(s); a folder dataset needs at least two"),
     "empty class": (_empty_class, "dogs has no images"),
     "too few in a class": (_tiny_class, "class 'dogs' has 2 image(s)"),
     "test class not in train": (_test_class_missing_in_train, "owls that"),
+    "train/ without test/": (_train_only, "has train/ but not both train/ and test/ (or val/)"),
+    "empty test/": (_empty_test, "test holds no images"),
+    "one training image": (_one_training_image, "dogs has 1 image; each class needs at least 2"),
 }
 
 
@@ -183,6 +208,8 @@ NPZ_CASES = {
     "missing array": ({"x_test": None}, "lacks x_test"),
     "not images": ({"x_train": np.zeros((12, 8), np.uint8)}, r"x_train has shape \(12, 8\)"),
     "float out of range": ({"x_train": np.full((12, 8, 8, 3), 300.0)}, "values outside 0..255"),
+    "floats in 0..1": ({"x_train": np.full((12, 8, 8, 3), 0.5)}, "holds floats in 0..1"),
+    "gapped labels": ({"y_train": np.arange(12) % 3 * 1000}, "3 distinct labels but reaches 2000"),
 }
 
 
@@ -191,6 +218,54 @@ def test_bad_npz_files_name_the_problem(case, tmp_path):
     changes, message = NPZ_CASES[case]
     with pytest.raises(DataError, match=message):
         load_dataset(f"npz:{_npz(tmp_path / 'd.npz', **changes)}")
+
+
+def test_a_val_folder_is_the_test_split_and_cifar10_is_a_reserved_name(tmp_path):
+    root = tmp_path / "cifar10"
+    _classes_in(root / "train", ("cats", "dogs"), 4)
+    _classes_in(root / "val", ("cats", "dogs"), 2)
+    data = load_dataset(f"folder:{root}", cache_dir=str(tmp_path / "c"), echo=lambda *_: None)
+    assert (len(data.y_train), len(data.y_test)) == (8, 4) and data.class_names == ("cats", "dogs")
+    assert data.name == "folder-cifar10"  # never mixed with CIFAR-10's own rows
+
+
+def test_a_decompression_bomb_is_a_bad_image_not_a_crash(tmp_path, monkeypatch):
+    from PIL import Image
+
+    _classes_in(tmp_path / "d", ("cats", "dogs"), 3)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # 8x8 images are now "bombs" (over twice the limit)
+    with pytest.raises(DataError, match=r"0\.png cannot be decoded \(DecompressionBombError"):
+        load_dataset(f"folder:{tmp_path / 'd'}", bad_images="stop", cache_dir=str(tmp_path / "c"),
+                     echo=lambda *_: None)
+
+
+def test_a_second_folder_of_the_same_name_is_refused_in_one_results_folder(tmp_path):
+    from benchmark.core.data import Dataset
+    from benchmark.core.results_db import ResultsDB
+    from benchmark.run.runner import check_dataset_name
+
+    def flowers(source):
+        return Dataset(*[np.zeros((2, 8, 8, 3), np.uint8), np.arange(2)] * 2, source, name="flowers",
+                       class_names=("x", "y"))
+
+    first = flowers("/a/flowers")
+    db = ResultsDB(str(tmp_path))
+    run = db.start_run({"dataset": "flowers", "dataset_info": first.describe()})
+    db.add(run, [{"model": "MobileNetV2", "img_size": 32, "head": "none", "weights": "random",
+                  "dataset": "flowers"}], {})
+    db.close()
+    check_dataset_name(str(tmp_path), first)  # the same folder again: fine
+    with pytest.raises(ValueError, match="dataset named flowers from /a/flowers; /b/flowers has the same name"):
+        check_dataset_name(str(tmp_path), flowers("/b/flowers"))
+
+
+def test_examples_of_many_classes_keep_their_predictions(tmp_path):
+    from benchmark.core.data import Split
+    from benchmark.core.results import load_examples, write_examples
+
+    test = Split("test", np.zeros((3, 8, 8, 3), np.uint8), np.array([0, 1, 2]))  # labels below 256
+    write_examples(str(tmp_path), test, {"k": np.array([290, 1, 2])}, "many")
+    assert load_examples(str(tmp_path), "many")[2]["k"].tolist() == [290, 1, 2]
 
 
 def test_an_npz_of_grayscale_floats_and_column_labels_is_accepted(tmp_path):
@@ -217,7 +292,7 @@ def test_a_run_on_a_folder_gives_rows_a_report_and_a_cached_rerun(mixed_folder, 
     page = (tmp_path / "r" / "report-mini" / "index.html").read_text()  # each dataset its own page
     assert "mini" in page and all(name in page for name in CLASSES[:3])
     assert os.path.exists(tmp_path / "r" / "examples-mini.npz")
-    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    second = subprocess.run([*args, "--no-report"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "from the cache" in second.stdout and "Decoding" not in second.stdout
     assert "built and extracted" not in second.stdout  # features, and the head, from the cache

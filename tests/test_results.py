@@ -85,7 +85,8 @@ def test_schema_5_is_read_as_cifar10(tmp_path):
 def test_rows_without_a_dataset_are_cifar10_and_the_top_scorer_keeps_to_one_dataset():
     from benchmark.core.results import of_dataset, to_frame, top_scorer
 
-    frame = to_frame([{**ROW, "val_acc": 0.5}, {**ROW, "dataset": "mini", "val_acc": 0.99, "data_fingerprint": "other"}])
+    mini = {**ROW, "dataset": "mini", "val_acc": 0.99, "data_fingerprint": "other"}
+    frame = to_frame([{**ROW, "val_acc": 0.5}, mini])
     assert list(frame["dataset"]) == ["cifar10", "mini"]
     assert top_scorer(frame, "cifar10")["val_acc"] == 0.5
     assert top_scorer(frame, "mini")["val_acc"] == 0.99 and top_scorer(frame, "flowers") is None

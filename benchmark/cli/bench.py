@@ -168,10 +168,6 @@ def check_flags(args) -> None:
         raise ValueError(f"--regime names a regime twice ({' '.join(args.regime)}); give each once")
     if args.time_only and args.regime != ["frozen"]:
         raise ValueError("--time-only trains nothing, so --regime finetune has nothing to do; drop one of them")
-    if args.data_dir and canonical_data(args.data) != "cifar10":
-        raise ValueError(f"--data-dir is CIFAR-10's local folder; with --data {args.data} leave it out")
-    if args.data_size and canonical_data(args.data) == "cifar10":
-        raise ValueError("--data-size applies to --data folder:PATH or npz:PATH; CIFAR-10 is kept at 32 px")
     if args.report_dir and args.no_report:
         raise ValueError("--report-dir says where the report goes and --no-report says to build none; drop one")
 
@@ -363,7 +359,8 @@ def print_plan(results_dir: str, n_workers: int, data: str = "cifar10", echo=pri
     for job in sorted(jobs, key=lambda j: -j["est_s"]):
         echo(f"{job['model']:18s} {job['img_size']:8d} {format_duration(job['est_s']):>10s} {job['worker']:6d}")
     total = sum(job["est_s"] for job in jobs)
-    echo(f"--all --full of {name} at native sizes ({n_images:,} images per backbone) on {n_workers} worker(s) like this "
+    echo(f"--all --full of {name} at native sizes ({n_images:,} images per backbone) on {n_workers} worker(s) "
+         f"like this "
          f"machine: about {format_duration(makespan)} (one worker: {format_duration(total)}), from the "
          f"throughputs in {results_dir}/results.csv scaled by FLOPs to the native size, plus 4 s of start-up a "
          f"job, packed longest first. Heads, data loading and transfers are not counted.")

@@ -65,8 +65,10 @@ def canonical_data(text: str) -> str:
 def dataset_name(path: str) -> str:
     """A folder's or file's name, as results rows and file names carry it: "flowers" for /data/flowers.npz."""
     stem = os.path.basename(os.path.normpath(path))
-    stem = os.path.splitext(stem)[0] if stem.lower().endswith(".npz") else stem
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "data"
+    kind = "npz" if stem.lower().endswith(".npz") else "folder"
+    stem = os.path.splitext(stem)[0] if kind == "npz" else stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "data"
+    return f"{kind}-{name}" if name.lower() == "cifar10" else name  # "cifar10" is CIFAR-10's alone
 
 
 def data_name(text: str) -> str:
@@ -94,7 +96,7 @@ def load_dataset(data: str = "cifar10", *, data_dir: str | None = None, data_siz
     if data_size is not None and data_size < 8:
         raise ValueError(f"--data-size must be at least 8 pixels; got {data_size}")
     if kind == "cifar10":
-        if data_size not in (None, 32):
+        if data_size is not None:
             raise ValueError("--data-size applies to --data folder:PATH or npz:PATH; CIFAR-10 is kept at 32 px")
         return load_cifar10(data_dir)
     if data_dir:
@@ -128,13 +130,19 @@ def load_npz_dataset(path: str, data_size: int | None = None) -> Dataset:
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{path}: x_train images are {x_train.shape[1:3]} but x_test images {x_test.shape[1:3]}; "
                         f"store both splits at one size")
+    if names is None and y_train.min() >= 0 and len(np.unique(y_train)) != int(y_train.max()) + 1:  # gaps, huge
+        raise DataError(f"{path}: y_train has {len(np.unique(y_train))} distinct labels but reaches "
+                        f"{int(y_train.max())}; number the classes 0..K-1, or give class_names")
     n_classes = len(names) if names is not None else int(max(y_train.max(), y_test.max())) + 1
     for key, y in (("y_train", y_train), ("y_test", y_test)):
         if y.min() < 0 or y.max() >= n_classes:
             bad = int(y.min() if y.min() < 0 else y.max())
             raise DataError(f"{path}: {key} holds label {bad}, outside 0..{n_classes - 1}"
                             + (f" (class_names names {n_classes} classes)" if names is not None else ""))
-    class_names = tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(n_classes))
+    if names is not None and names.ndim != 1:
+        raise DataError(f"{path}: class_names must be a 1-D array of names; got shape {names.shape}")
+    class_names = (tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()) if names is not None
+                   else tuple(str(i) for i in range(n_classes)))
     if len(set(class_names)) != len(class_names):
         raise DataError(f"{path}: class_names repeats a name ({', '.join(class_names)})")
     if data_size is not None and x_train.shape[1:3] != (data_size, data_size):
@@ -150,6 +158,8 @@ def _npz_images(path: str, key: str, x: np.ndarray) -> np.ndarray:
         raise DataError(f"{path}: {key} has shape {x.shape}; expected images (N, H, W, 3) "
                         f"(or (N, H, W) / (N, H, W, 1) grayscale, (N, H, W, 4) RGBA)")
     if x.dtype != np.uint8:
+        if np.issubdtype(x.dtype, np.floating) and x.max() <= 1.0:
+            raise DataError(f"{path}: {key} holds floats in 0..1; store uint8 pixels in 0..255 (x * 255)")
         if not (np.issubdtype(x.dtype, np.number) and x.min() >= 0 and x.max() <= 255):
             raise DataError(f"{path}: {key} is {x.dtype} with values outside 0..255; store uint8 pixels")
         x = np.rint(x).astype(np.uint8)
@@ -158,7 +168,8 @@ def _npz_images(path: str, key: str, x: np.ndarray) -> np.ndarray:
 
 
 def _npz_labels(path: str, key: str, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1 else np.asarray(y)
+    y = np.asarray(y)
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.number) or (len(y) and not np.all(np.mod(y, 1) == 0)):
         raise DataError(f"{path}: {key} must be integer class labels (N,); got {y.dtype} {y.shape}")
     if len(y) != len(x):
@@ -177,8 +188,7 @@ def scan_folder(root: str) -> tuple[tuple, dict[str, list[tuple[str, int]]]]:
     """
     if not os.path.isdir(root):
         raise DataError(f"--data folder:{root}: " + ("not a folder" if os.path.exists(root) else "no such folder"))
-    split_dirs = ({"train": os.path.join(root, "train"), "test": os.path.join(root, "test")}
-                  if all(os.path.isdir(os.path.join(root, s)) for s in ("train", "test")) else {"all": root})
+    split_dirs = _split_dirs(root)
     classes = _class_dirs(split_dirs.get("train", root))
     if len(classes) < 2:
         raise DataError(f"{split_dirs.get('train', root)} has {len(classes)} class folder(s); a folder dataset needs "
@@ -195,8 +205,34 @@ def scan_folder(root: str) -> tuple[tuple, dict[str, list[tuple[str, int]]]]:
             if not files and split != "test":
                 raise DataError(f"class folder {os.path.join(folder, name)} has no images "
                                 f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+            if split == "train" and len(files) < 2:  # found before decoding anything
+                raise DataError(f"class folder {os.path.join(folder, name)} has 1 image; each class needs at "
+                                f"least 2 for training (one for training, one for validation): add images")
             listing[split] += [(os.path.relpath(f, root), label) for f in files]
+        if split == "test" and not listing[split]:
+            raise DataError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its class folders; add "
+                            f"test images, or remove it to hold out a fifth of each class")
     return tuple(classes), listing
+
+
+SPLIT_NAMES = {"train": ("train",), "test": ("test", "val", "validation")}  # a user's val/ serves as our test split
+
+
+def _split_dirs(root: str) -> dict[str, str]:
+    """`{"train": PATH/train, "test": PATH/test (or val/)}` for a folder laid out by split, else `{"all": root}`.
+
+    Raises:
+        DataError: a folder with some split folders but not both a training and a test (or val) one.
+    """
+    found = {name: os.path.join(root, name) for names in SPLIT_NAMES.values() for name in names
+             if os.path.isdir(os.path.join(root, name))}
+    if not found:
+        return {"all": root}
+    test = next((found[name] for name in SPLIT_NAMES["test"] if name in found), None)
+    if "train" not in found or test is None:
+        raise DataError(f"{root} has {', '.join(n + '/' for n in found)} but not both train/ and test/ (or val/): "
+                        f"add the missing one, or move the class folders up to hold out a fifth of each class")
+    return {"train": found["train"], "test": test}
 
 
 def _class_dirs(folder: str) -> list[str]:
@@ -231,6 +267,9 @@ def decode_image(path: str, size: int | None) -> np.ndarray:
 
     with Image.open(path) as img:
         img.seek(0)  # a GIF's first frame
+        if img.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: scaled, not clipped, to 8 bits
+            wide = np.asarray(img, dtype=np.float64)
+            img = Image.fromarray(np.rint(wide / 257 if wide.max() > 255 else wide).clip(0, 255).astype(np.uint8))
         if img.mode == "P" and "transparency" in img.info:
             img = img.convert("RGBA")  # a palette with transparency: Pillow wants RGBA before RGB
         img = img.convert("RGB")  # grayscale, RGBA (alpha dropped, as Keras does), palette, CMYK
@@ -256,8 +295,8 @@ def default_data_size(root: str, files: list[str]) -> int:
         try:
             with Image.open(os.path.join(root, rel)) as img:
                 sides.append(max(img.size))
-        except (OSError, ValueError, SyntaxError):
-            pass  # a broken file: decoding reports it
+        except Exception:  # noqa: BLE001 (a broken file, a decompression bomb: decoding reports it)
+            pass
     return int(min(DATA_SIZE_CAP, statistics.median_low(sides))) if sides else 32
 
 
@@ -294,7 +333,7 @@ def _decode_folder(root: str, class_names: tuple, listing: dict, data_size: int 
     items = [(split, rel, label) for split in ("train", "test") for rel, label in listing[split]]
     size = data_size or default_data_size(root, [rel for _, rel, _ in items])
     echo(f"Decoding {len(items)} images of {root} at {size} px (once; then cached) ...")
-    t0, last = time.perf_counter(), time.perf_counter()
+    t0 = time.perf_counter()
     x = np.empty((len(items), size, size, 3), np.uint8)  # filled in place by the threads
     ok = np.ones(len(items), bool)
     skipped: list[str] = []
@@ -303,21 +342,15 @@ def _decode_folder(root: str, class_names: tuple, listing: dict, data_size: int 
         try:
             x[i] = decode_image(os.path.join(root, items[i][1]), size)
             return i, None
-        except (OSError, ValueError, SyntaxError) as err:  # truncated, not an image, a decompression bomb
+        except Exception as err:  # noqa: BLE001 (truncated, not an image, a decompression bomb, a bad header)
             return i, err
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for done, (i, err) in enumerate(pool.map(decode, range(len(items))), 1):
-            if err is not None:
-                if bad_images == "stop":
-                    pool.shutdown(cancel_futures=True)
-                    raise DataError(f"{os.path.join(root, items[i][1])} cannot be decoded ({type(err).__name__}: "
-                                    f"{err}); fix or remove it, or pass --bad-images skip")
-                skipped.append(items[i][1])
-                ok[i] = False
-            if time.perf_counter() - last > 5 or done == len(items):
-                last = time.perf_counter()
-                echo(f"  decoded {done}/{len(items)} images ({done / (last - t0):.0f} img/s)")
+        try:
+            _collect(pool.map(decode, range(len(items))), items, root, bad_images, ok, skipped, t0, echo)
+        except BaseException:  # Ctrl-C or a stop: the queued images are not decoded first
+            pool.shutdown(cancel_futures=True)
+            raise
     seconds = time.perf_counter() - t0
     y = np.array([label for _, _, label in items], np.int64)
     is_train = np.array([split == "train" for split, _, _ in items])
@@ -341,6 +374,22 @@ def _decode_folder(root: str, class_names: tuple, listing: dict, data_size: int 
             np.savez(f, **out)
 
     return result, make_file
+
+
+def _collect(results, items: list, root: str, bad_images: str, ok: np.ndarray, skipped: list, t0: float,
+             echo) -> None:
+    """Marks the images that failed (or stops at the first, with `bad_images` "stop"), with a progress line."""
+    last = t0
+    for done, (i, err) in enumerate(results, 1):
+        if err is not None:
+            if bad_images == "stop":
+                raise DataError(f"{os.path.join(root, items[i][1])} cannot be decoded ({type(err).__name__}: "
+                                f"{err}); fix or remove it, or pass --bad-images skip")
+            skipped.append(items[i][1])
+            ok[i] = False
+        if time.perf_counter() - last > 5 or done == len(items):
+            last = time.perf_counter()
+            echo(f"  decoded {done}/{len(items)} images ({done / (last - t0):.0f} img/s)")
 
 
 def _hold_out_test(root: str, class_names: tuple, items: list) -> dict:

@@ -1,6 +1,6 @@
 """Feature extraction through a frozen base, timed, in resumable chunks.
 
-Images travel as uint8 32x32 batches; the upscaling to the backbone's input
+Images travel as uint8 batches at their storage size (32x32 for CIFAR-10); the upscaling to the backbone's input
 size and its `preprocess_input` run inside the same `tf.function` as the
 base, one batch at a time, so the upscaled dataset never exists in memory
 (50,000 images at 224 px in float32 would be 30 GB).
@@ -25,7 +25,7 @@ CHUNK_SIZE = 2048
 
 
 def make_extractor(base, spec: BackboneSpec, size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Wraps a frozen base into uint8 (B, 32, 32, 3) -> float32 (B, feature_dim).
+    """Wraps a frozen base into uint8 (B, S, S, 3) (any storage size S) -> float32 (B, feature_dim).
 
     The input is resized with `spec.interpolation` to (size, size), passed
     through `spec.preprocess_input` (which expects float RGB in 0..255), then
@@ -104,7 +104,7 @@ class Extractor:
             raise _Retry from err
 
     def run(self, images: np.ndarray, budget_s: float | None = None) -> tuple[np.ndarray, Timing]:
-        """Features of `images`, uint8 (N, 32, 32, 3) -> float32 (N, D), and their timing.
+        """Features of `images`, uint8 (N, S, S, 3) -> float32 (N, D), and their timing.
 
         With `budget_s`, stops early once that many timed seconds are spent
         (for timing-only runs of slow models); the features are then partial.

@@ -211,16 +211,18 @@ def write_examples(out_dir: str, test, predictions: dict, dataset: str = DEFAULT
     which the report's paired test (McNemar) compares image by image."""
     import numpy as np
 
-    dtype = np.uint8 if int(np.max(test.y, initial=0)) < 256 else np.int32  # labels and predictions
-    images, labels = test.x[:N_EXAMPLES], np.asarray(test.y, dtype)
+    images, labels = test.x[:N_EXAMPLES], np.asarray(test.y)
     try:  # earlier runs' predictions on the same images stay, as their rows do
         old_images, old_labels, earlier = load_examples(out_dir, dataset)
         earlier = earlier if np.array_equal(old_images, images) and np.array_equal(old_labels, labels) else {}
     except NPZ_ERRORS:  # none yet, or damaged: this run writes it anew
         earlier = {}
-    arrays = {"images": images, "labels": labels}
-    arrays.update({f"pred:{key}": np.asarray(value, dtype) for key, value in {**earlier, **predictions}.items()
-                   if len(value) == len(labels)})  # a file from before full predictions: its rows' are dropped
+    kept = {key: value for key, value in {**earlier, **predictions}.items()
+            if len(value) == len(labels)}  # a file from before full predictions: its rows' are dropped
+    largest = max([int(np.max(labels, initial=0))] + [int(np.max(v, initial=0)) for v in kept.values()])
+    dtype = np.uint8 if largest < 256 else np.int32  # labels and predictions, without wrapping
+    arrays = {"images": images, "labels": labels.astype(dtype)}
+    arrays.update({f"pred:{key}": np.asarray(value, dtype) for key, value in kept.items()})
     write_npz(os.path.join(out_dir, examples_file(dataset)), **arrays)
 
 

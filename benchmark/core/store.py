@@ -54,7 +54,8 @@ HEAD_FIELDS = ("val_acc", "test_acc", "test_ci_low", "test_ci_high", "per_class_
 # The folders of the memo's kinds ("heads" and "models" predate records/, and keep their place so caches hit).
 KIND_FOLDERS = {"heads": "heads", "models": "models", "datasets": "datasets"}
 # What a record of a kind must hold to be used; a record that lacks one is recomputed.
-REQUIRED_FIELDS = {"heads": HEAD_FIELDS, "evaluations": ("accuracy", "loss", "n_images", "seconds", "predictions")}
+REQUIRED_FIELDS = {"heads": HEAD_FIELDS, "evaluations": ("accuracy", "loss", "n_images", "seconds", "predictions"),
+                   "datasets": ("class_names", "data_size", "n_skipped", "skipped", "decode_images_per_sec")}
 FILE_SUFFIX = {"models": ".h5", "datasets": ".npz"}  # kinds that keep a file beside their sidecar
 STORE_FOLDERS = ("features", "heads", "models", "records", "datasets")  # the only folders the stale-temp sweep visits
 STALE_TEMP_S = 24 * 3600  # temp files older than this are leftovers of killed writers

@@ -36,7 +36,8 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
         "pct_of_peak": _round(100 * gflops / peak if gflops and peak else None, 1),
         "train_size": n_images["train"], "val_size": n_images["val"], "test_size": n_images["test"],
         "from_cache": from_cache, "seed": config.seed, "weights_id": weights.identity,
-        "dataset": dataset, "data_fingerprint": data_fingerprint, "host": meta.get("host"), "device": meta.get("device"),
+        "dataset": dataset, "data_fingerprint": data_fingerprint, "host": meta.get("host"),
+        "device": meta.get("device"),
     }
 
 

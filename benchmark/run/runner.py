@@ -80,6 +80,7 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     recipe = SplitRecipe(data=data_spec, data_size=config.data_size, bad_images=config.bad_images,
                          cache_dir=store.root, data_dir=config.data_dir)
     data = recipe.load(echo)
+    check_dataset_name(config.out, data)
     recipe = replace(recipe, data_dir=data.source if data_spec == "cifar10" and data.source != "keras.datasets"
                      else None, **split_sizes(config, data, echo))
     splits = recipe.make(data)
@@ -105,6 +106,18 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     }
     tasks = with_regimes(planned, config, weights)
     return Prepared(tasks, splits, recipe, splits_fingerprint(splits), data.name, weights, environment, bad_weights)
+
+
+def check_dataset_name(out: str, data: Dataset) -> None:
+    """Refuses a dataset whose name the results folder already gives to images from another folder or file: their
+    rows, examples and report page would mix (`dataset` names them)."""
+    from ..core.results_db import live_runs
+
+    for env in live_runs(out) if data.name != "cifar10" else []:
+        info = env.get("dataset_info") or {}
+        if info.get("name") == data.name and info.get("source") and info["source"] != data.source:
+            raise ValueError(f"{out} holds rows of a dataset named {data.name} from {info['source']}; {data.source} "
+                             f"has the same name: rename one of them, or pass another --out")
 
 
 def split_sizes(config: RunConfig, data: Dataset, echo=print) -> dict:

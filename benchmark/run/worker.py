@@ -67,7 +67,8 @@ def _load_splits(job: BackboneJob, host: str) -> dict[str, Split]:
     if job.data_fingerprint and splits_fingerprint(splits) != job.data_fingerprint:
         where = (job.data.data if job.data.data != "cifar10" else
                  f"CIFAR-10 at {job.data.data_dir or 'the keras.datasets download'}")
-        raise DataError(f"on {host}, the data {where} gives other images than the run was planned with (fingerprint mismatch); "
+        raise DataError(f"on {host}, the data {where} gives other images than the run was planned with "
+                        f"(fingerprint mismatch: a changed folder, or another copy); "
                         f"point every worker at the same data folder")
     return splits
 
