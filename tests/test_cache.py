@@ -228,3 +228,29 @@ def test_a_compute_of_the_wrong_shape_stores_nothing(cache):
     with pytest.raises(TypeError, match="a heads record is a dict"):
         cache.memo("heads", parts, lambda: [1, 2])
     assert cache.lookup("models", parts) is None and cache.lookup("heads", parts) is None
+
+
+def test_chunks_join_on_disk_and_the_entry_reads_in_place(cache, caplog):
+    """Maps larger than memory: the entry is written from its chunks one at a time and read row by row."""
+    entry = _entry(cache)
+    small = np.arange(4 * 6, dtype=np.float16).reshape(4, 2, 3)
+    big = np.full((2, 2, 3), 1e6, np.float32)  # beyond float16: this chunk stayed float32, so the entry does
+    entry.save_chunk(0, small, _timing(4))
+    entry.save_chunk(1, big, _timing(2))
+    assert entry.chunk_timing(1, 2) == (None, _timing(2)) and entry.chunk_timing(1, 3) is None  # wrong length
+    entry.save_chunk(1, big, _timing(2))
+    entry.save_chunks(6, 4, np.arange(6), {"timing": _timing(6)})
+    assert not os.path.exists(entry.partial_dir)
+    features, labels, meta = entry.load_on_disk()
+    whole = np.concatenate([small, big])
+    assert features.dtype == np.float32 and features.shape == (6, 2, 3) and meta["shape"] == [6, 2, 3]
+    assert np.array_equal(features[np.array([5, 0, 3])], whole[[5, 0, 3]]) and np.array_equal(features[1:4], whole[1:4])
+    assert np.array_equal(entry.load()[0], whole) and np.array_equal(labels, np.arange(6))
+    with open(entry.npz_path, "r+b") as f:  # a flipped byte is found by the streamed checksum
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 1]))
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        assert entry.load_on_disk() is None
+    assert not os.path.exists(entry.npz_path)

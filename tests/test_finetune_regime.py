@@ -4,11 +4,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import backbones
 from benchmark.core.data import SplitRecipe
+from benchmark.core.diskarray import DiskArray
 from benchmark.core.features import BackboneJob, ensure_features
 from benchmark.core.finetune import FineTuneConfig
 from benchmark.core.networks import ensure_finetuned, load_finetuned
@@ -22,11 +24,19 @@ def test_finetuned_scores_are_measured_then_cached(tiny_cifar, tmp_path):
     splits = recipe.make(tiny_cifar)
     spec = backbones.get("MobileNet")
     job = BackboneJob(spec.name, 32, backbones.WeightsSource("random"), splits=("train", "val", "test"), data=recipe,
-                     cache_dir=str(tmp_path), cut=spec.finetune_cut, batch_size=32,
+                     cache_dir=str(tmp_path), cut=spec.finetune_cut, batch_size=32, chunk_size=50,
                      finetune=FineTuneConfig(epochs=2, patience=1).as_dict())
     lines = []
-    sets = ensure_features(job, splits, echo=lines.append)
+    sets = ensure_features(job, splits, echo=lines.append, on_disk=True)  # as the worker does for this job
     assert sets["train"].features.shape == (120, 2, 2, 512)  # the maps below the cut (conv 12-13 above it)
+    # the maps stay on disk, joined from 3 chunks there, and read back the same as a plain load
+    assert isinstance(sets["train"].features, DiskArray)
+    entry = job.entry(Store(job.cache_dir), splits["train"])
+    stored, labels, _ = entry.load()
+    assert np.array_equal(np.asarray(sets["train"].features), stored) and np.array_equal(labels, splits["train"].y)
+    assert not os.path.exists(entry.partial_dir)
+    again = ensure_features(job, splits, echo=lambda line: pytest.fail(f"extracted again: {line}"), on_disk=True)
+    assert isinstance(again["val"].features, DiskArray) and again["val"].key == sets["val"].key
     assert load_finetuned(job, splits, Store(job.cache_dir), seed=0) is None
     result = ensure_finetuned(job, sets, echo=lines.append)
     assert 1 <= result["ft_epochs"] <= 2 and result["ft_train_s"] > 0
@@ -89,6 +99,9 @@ def test_benchmark_adds_finetune_rows_and_reruns_from_cache(cifar_dir, weights_d
     assert tuned["ft_epochs"] >= 1 and tuned["ft_train_s"] > 0 and 0 < tuned["val_acc"] <= 1
     frozen_mlp = frame[(frame["regime"] == "frozen") & (frame["head"] == "mlp")].iloc[0]
     assert tuned["trainable_params"] > frozen_mlp["trainable_params"] > 0
+    frozen = frame[frame["regime"] == "frozen"]  # one set of transferability scores per frozen feature set
+    assert frozen["logme"].nunique() == 1 and 0 < frozen["hscore"].iloc[0] < 9 and 0 < frozen["knn_acc"].iloc[0] <= 1
+    assert (frozen["logme_ms"] > 0).all() and pd.isna(tuned["logme"])
     assert "finetune" in done.stdout
     again = _bench(cifar_dir, weights_dir, tmp_path, "--regime", "frozen", "finetune")
     assert again.returncode == 0, again.stderr

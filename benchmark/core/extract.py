@@ -151,13 +151,15 @@ class _Retry(Exception):
 
 
 def extract_split(entry: FeatureEntry, extractor: Extractor, images: np.ndarray,
-                  chunk_size: int = CHUNK_SIZE) -> tuple[np.ndarray, Timing, int]:
+                  chunk_size: int = CHUNK_SIZE, keep: bool = True) -> tuple[np.ndarray | None, Timing, int]:
     """Features for one split, reusing finished chunks of an interrupted run.
 
     Each chunk of `chunk_size` images is saved to the cache as soon as it is
     done. Returns `(features float16 (N, D), timing, chunks_reused)`; timing
     sums the fresh chunks and the reused ones as they were measured. Features
     beyond float16's range stay float32, so the cache never turns them into inf.
+    `keep` False holds no chunk after saving it and returns None for the
+    features (maps larger than memory: `FeatureEntry.save_chunks` joins them on disk).
 
     Raises:
         ValueError: naming the backbone and the images, when the base gives NaN or infinite features.
@@ -166,7 +168,7 @@ def extract_split(entry: FeatureEntry, extractor: Extractor, images: np.ndarray,
     total, pieces, reused = Timing(), [], 0
     for index in range(math.ceil(n / chunk_size)):
         lo, hi = index * chunk_size, min(n, (index + 1) * chunk_size)
-        found = entry.load_chunk(index, hi - lo)
+        found = entry.load_chunk(index, hi - lo) if keep else entry.chunk_timing(index, hi - lo)
         if found is not None:
             feats, timing = found
             reused += 1
@@ -176,9 +178,10 @@ def extract_split(entry: FeatureEntry, extractor: Extractor, images: np.ndarray,
             feats32, t = extractor.run(images[lo:hi])
             feats, timing = _stored(feats32, entry, lo, hi), t.as_dict()
             entry.save_chunk(index, feats, timing)
-        pieces.append(feats)
+        if keep:
+            pieces.append(feats)
         total.add(timing)
-    return np.concatenate(pieces), total, reused
+    return (np.concatenate(pieces) if keep else None), total, reused
 
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504

@@ -27,9 +27,10 @@ from backbones import WeightsSource
 from . import sysinfo
 from .data import Split, SplitRecipe, mirrored, timing_split
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
-from .finetune import split_base
+from .finetune import FineTuneConfig, split_base
 from .flops import count_flops
 from .progress import Progress, format_duration
+from .room import check_room, fine_tune_needs
 from .keys import feature_parts
 from .store import FeatureEntry, Store
 
@@ -140,10 +141,10 @@ def select_splits(job: BackboneJob, splits: dict[str, Split]) -> dict[str, Split
     return out
 
 
-def _lookup(job: BackboneJob, images: dict[str, Split], store: Store) -> dict:
-    """`{split: (entry, FeatureSet or None)}`, each entry read and verified once."""
+def _lookup(job: BackboneJob, images: dict[str, Split], store: Store, on_disk: bool = False) -> dict:
+    """`{split: (entry, FeatureSet or None)}`, each entry read and verified once (`on_disk`: left on disk)."""
     entries = {name: job.entry(store, split) for name, split in images.items()}
-    found = {name: entry.load() for name, entry in entries.items()}
+    found = {name: entry.load_on_disk() if on_disk else entry.load() for name, entry in entries.items()}
     return {name: (entries[name], FeatureSet(*hit, key=entries[name].key, from_cache=True) if hit is not None else None)
             for name, hit in found.items()}
 
@@ -174,7 +175,7 @@ def cached_features(job: BackboneJob, splits: dict[str, Split], store: Store | N
 
 
 def ensure_features(job: BackboneJob, splits: dict[str, Split] | None = None, base=None, echo=print,
-                    store: Store | None = None) -> dict[str, FeatureSet]:
+                    store: Store | None = None, on_disk: bool = False) -> dict[str, FeatureSet]:
     """The job's features: from the cache where present, the rest extracted now and saved.
 
     Args:
@@ -183,6 +184,9 @@ def ensure_features(job: BackboneJob, splits: dict[str, Split] | None = None, ba
         base: an already built base for the job (callers that keep it); None
             builds one when anything is missing, and releases it afterwards.
         echo: where progress lines go.
+        on_disk: leave the features on disk (`DiskArray`s), for maps that may not fit in memory: a cached
+            entry is not loaded, and a new one is joined from its chunks on disk, so the memory the job
+            takes does not grow with its images.
 
     Returns:
         `{split: FeatureSet}` in `job.splits` order.
@@ -191,11 +195,11 @@ def ensure_features(job: BackboneJob, splits: dict[str, Split] | None = None, ba
         WeightsUnavailable: when ImageNet weights had to be downloaded and could not be.
     """
     images = select_splits(job, job.data.make() if splits is None else splits)
-    looked_up = _lookup(job, images, store or Store(job.cache_dir))
+    looked_up = _lookup(job, images, store or Store(job.cache_dir), on_disk)
     out = {name: found for name, (_, found) in looked_up.items()}
     missing = {name: (images[name], entry) for name, (entry, found) in looked_up.items() if found is None}
     if missing:
-        out.update(_extract(job, missing, base, echo))
+        out.update(_extract(job, missing, base, echo, on_disk))
     return out
 
 
@@ -210,7 +214,7 @@ def build_job_base(job: BackboneJob):
                                  f"({type(err).__name__}: {str(err)[:200]})") from err
 
 
-def _extract(job: BackboneJob, missing: dict, base, echo) -> dict[str, FeatureSet]:
+def _extract(job: BackboneJob, missing: dict, base, echo, on_disk: bool = False) -> dict[str, FeatureSet]:
     """Extracts and saves `missing` (split name -> (images, entry)), resuming finished chunks."""
     sysinfo.reset_peak_rss()
     t0 = time.perf_counter()
@@ -219,7 +223,7 @@ def _extract(job: BackboneJob, missing: dict, base, echo) -> dict[str, FeatureSe
     built_here = base is None
     try:
         base = build_job_base(job) if built_here else base
-        out, resumed = _extract_with(job, base, missing, progress)
+        out, resumed = _extract_with(job, base, missing, progress, on_disk)
     finally:
         if built_here:  # also after a failure: --no-isolate goes on with the next backbone
             base = None
@@ -229,8 +233,15 @@ def _extract(job: BackboneJob, missing: dict, base, echo) -> dict[str, FeatureSe
     return out
 
 
-def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress) -> tuple[dict[str, FeatureSet], int]:
+def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress,
+                  on_disk: bool = False) -> tuple[dict[str, FeatureSet], int]:
     bottom = split_base(base, job.cut)[0] if job.cut else base
+    if on_disk and job.finetune is not None:  # before extracting anything: would the maps and the job fit?
+        root = next(iter(missing.values()))[1].root
+        needs = fine_tune_needs(tuple(bottom.output.shape[1:]), sum(len(split) for split, _ in missing.values()),
+                                job.chunk_size, FineTuneConfig(**job.finetune).batch_size, base.count_params(),
+                                job.spec.feature_dim)
+        check_room(needs, root, f"fine-tuning {job.backbone} @{job.img_size}px")
     hw = {"flops_per_img": count_flops(bottom), "matmul_peak_gflops": job.matmul_peak_gflops,
           "host": socket.gethostname(), "device": sysinfo.device_name()}
     extractor = Extractor(make_extractor(bottom, job.spec, job.img_size), job.batch_size, on_batch=progress.update)
@@ -240,10 +251,14 @@ def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress) -> 
             timing = extractor.time_only(split.x, budget_s=job.time_budget_s)
             features, labels = np.zeros((0, job.spec.feature_dim), np.float16), np.zeros(0, np.int64)
         else:
-            features, timing, reused = extract_split(entry, extractor, split.x, job.chunk_size)
+            features, timing, reused = extract_split(entry, extractor, split.x, job.chunk_size, keep=not on_disk)
             labels, resumed = split.y, resumed + reused
         meta = {"timing": timing.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(), **hw}
-        entry.save(features, labels, meta)
+        if features is None:  # on disk: joined from the saved chunks, one at a time
+            entry.save_chunks(len(split.x), job.chunk_size, labels, meta)
+            features = entry.load_on_disk()[0]
+        else:
+            entry.save(features, labels, meta)
         out[name] = FeatureSet(features, labels, meta, entry.key, from_cache=False)
     return out, resumed
 

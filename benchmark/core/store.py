@@ -41,7 +41,8 @@ from typing import Callable
 
 import numpy as np
 
-from .atomic import atomic_path, probe_writable, sha256_file, write_json, write_npz
+from .atomic import atomic_open, atomic_path, probe_writable, sha256_file, write_json, write_npz
+from .diskarray import DiskArray, write_npz_parts
 
 log = logging.getLogger("benchmark")
 
@@ -55,7 +56,8 @@ HEAD_FIELDS = ("val_acc", "test_acc", "test_ci_low", "test_ci_high", "per_class_
 KIND_FOLDERS = {"heads": "heads", "models": "models", "datasets": "datasets"}
 # What a record of a kind must hold to be used; a record that lacks one is recomputed.
 REQUIRED_FIELDS = {"heads": HEAD_FIELDS, "evaluations": ("accuracy", "loss", "n_images", "seconds", "predictions"),
-                   "datasets": ("class_names", "data_size", "n_skipped", "skipped", "decode_images_per_sec")}
+                   "datasets": ("class_names", "data_size", "n_skipped", "skipped", "decode_images_per_sec"),
+                   "transferability": ("logme", "hscore", "knn_acc")}  # transferability.SCORES
 FILE_SUFFIX = {"models": ".h5", "datasets": ".npz"}  # kinds that keep a file beside their sidecar
 STORE_FOLDERS = ("features", "heads", "models", "records", "datasets")  # the only folders the stale-temp sweep visits
 STALE_TEMP_S = 24 * 3600  # temp files older than this are leftovers of killed writers
@@ -198,6 +200,26 @@ class FeatureEntry:
         arrays, meta = found
         return arrays["features"], arrays["labels"], meta
 
+    def load_on_disk(self) -> tuple[DiskArray, np.ndarray, dict] | None:
+        """Like `load`, but the features stay on disk (`DiskArray`): the checksum is streamed and only the
+        labels are read. For maps that may not fit in memory."""
+
+        def read():
+            meta = read_sidecar(self.meta_path, self.key, self.npz_path, check_timing)
+            if meta is None:
+                return None
+            try:
+                features = DiskArray(self.npz_path, "features")
+                with np.load(self.npz_path, allow_pickle=False) as npz:
+                    labels = npz["labels"]
+            except Exception as err:  # zipfile/format errors of many kinds
+                raise ValueError(f"unreadable feature file ({err})") from err
+            if list(features.shape) != list(meta.get("shape", [])):
+                raise ValueError(f"features have shape {features.shape}, sidecar says {meta.get('shape')}")
+            return features, labels, meta
+
+        return _verified([self.npz_path, self.meta_path], "features", read)
+
     def load_meta(self) -> dict | None:
         """The sidecar alone (key, seal and timing checked; the array file must exist but is not read),
         for callers that need an entry's metadata but not its arrays. None when absent or corrupt."""
@@ -211,6 +233,29 @@ class FeatureEntry:
         write_json(self.meta_path, seal({**meta, "key": self.key, "sha256": sha, "shape": list(features.shape)}))
         shutil.rmtree(self.partial_dir, ignore_errors=True)
 
+    def save_chunks(self, n_rows: int, chunk_size: int, labels: np.ndarray, meta: dict) -> None:
+        """Stores the entry from its finished chunks, read one at a time (the whole array is never in
+        memory), atomically, and drops the chunks. A chunk kept in float32 (float16 would overflow) makes the
+        entry float32, as `np.concatenate` would."""
+        n_chunks = -(-n_rows // chunk_size)
+        paths = [self._chunk_paths(i)[0] for i in range(n_chunks)]
+        heads = [DiskArray(path, "features") for path in paths]
+        dtype = np.result_type(*[h.dtype for h in heads])
+        shape = (n_rows, *heads[0].shape[1:])
+        parts = (self.load_chunk(i, min(chunk_size, n_rows - i * chunk_size)) for i in range(n_chunks))
+
+        def arrays():
+            for i, found in enumerate(parts):
+                if found is None:
+                    raise ValueError(f"chunk {i} of {self.backbone} @{self.img_size}px {self.split} vanished")
+                yield found[0]
+
+        with atomic_open(self.npz_path, "wb") as f:
+            write_npz_parts(f, "features", arrays(), shape, dtype, labels=labels)
+        sha = sha256_file(self.npz_path)
+        write_json(self.meta_path, seal({**meta, "key": self.key, "sha256": sha, "shape": list(shape)}))
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
+
     # -- chunks of an extraction in progress, for resuming after a crash --
 
     def _chunk_paths(self, index: int) -> tuple[str, str]:
@@ -221,6 +266,25 @@ class FeatureEntry:
         npz_path, meta_path = self._chunk_paths(index)
         sha = write_npz(npz_path, features=features)
         write_json(meta_path, seal({"key": self.key, "sha256": sha, "shape": list(features.shape), "timing": timing}))
+
+    def chunk_timing(self, index: int, rows: int) -> tuple[None, dict] | None:
+        """`(None, timing)` of a finished chunk of `rows` features, verified without loading its array; None
+        when absent or corrupt."""
+        npz_path, meta_path = self._chunk_paths(index)
+
+        def read():
+            meta = read_sidecar(meta_path, self.key, npz_path, check_timing)
+            if meta is None:
+                return None
+            try:
+                shape = DiskArray(npz_path, "features").shape
+            except Exception as err:  # zipfile/format errors of many kinds
+                raise ValueError(f"unreadable chunk ({err})") from err
+            if list(shape) != list(meta.get("shape", [])) or shape[0] != rows:
+                raise ValueError(f"chunk has shape {shape}, expected {rows} rows as its sidecar's {meta.get('shape')}")
+            return None, meta["timing"]
+
+        return _verified([npz_path, meta_path], "chunk", read)
 
     def load_chunk(self, index: int, rows: int) -> tuple[np.ndarray, dict] | None:
         """A finished chunk of `rows` features, or None when absent or corrupt."""

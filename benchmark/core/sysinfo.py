@@ -90,6 +90,18 @@ def ram_gib() -> float | None:
         return None
 
 
+def available_bytes() -> int | None:
+    """Memory a new allocation can get without swapping (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def environment() -> dict:
     """Versions, CPU and date, recorded beside every results table."""
     import keras

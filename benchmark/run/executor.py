@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from ..core.data import Split
 from ..core.features import BackboneJob, WeightsUnavailable
+from ..core.room import NoRoom
 from .worker import run_job
 
 # The folder that holds the `benchmark` package, so a worker imports the same code from any working folder.
@@ -89,6 +91,8 @@ class InlineExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(run_job(job, self.splits, self.echo))
+        except NoRoom as err:  # this job only, as from a worker process: the sweep goes on
+            future.set_exception(JobFailed(str(err), "NoRoom", socket.gethostname()))
         except Exception as err:
             future.set_exception(err)
         return future
@@ -128,8 +132,25 @@ def run_in_subprocess(job: dict) -> dict:
     if report is not None:
         raise JobFailed(f"extracting {what} failed on {report.get('host')}: {report.get('error')}",
                         report.get("error_type", ""), report.get("host"))
-    raise JobFailed(f"extracting {what} failed in its worker process (exit code {code}; its output is above). "
-                    f"Rerun with --no-isolate to run it in this process.", "", socket.gethostname())
+    raise JobFailed(f"extracting {what} failed in its worker process: {exit_reason(code)}", "",
+                    socket.gethostname())
+
+
+def exit_reason(code: int) -> str:
+    """What a worker's exit code without a report means, and what to do about it."""
+    if code == -signal.SIGKILL:
+        return ("it was killed (SIGKILL), most likely by the kernel's out-of-memory killer: the job needed more "
+                "memory than was free. Close other programs, or give it fewer images (--train-size) or a smaller "
+                "--sizes; --no-isolate would not help, it would put this process at the same risk.")
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return (f"it was killed by signal {name}; its output is above. Rerun the same "
+                f"command to retry it (finished jobs are kept).")
+    return (f"exit code {code}, and its output is above. Rerun the same command to retry it (finished jobs are kept); "
+            f"-v shows TensorFlow's own log lines.")
 
 
 def _wait(process: subprocess.Popen) -> int:

@@ -50,7 +50,8 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
         from ..core.flops import machine_peak_gflops
 
         job = replace(job, matmul_peak_gflops=machine_peak_gflops(), peak_host=host)
-    sets = ensure_features(job, splits, echo=echo)
+    # a fine-tuning job's maps stay on disk: its memory must not grow with the images (45,000 maps can be GBs)
+    sets = ensure_features(job, splits, echo=echo, on_disk=job.finetune is not None)
     finetuned = ensure_finetuned(job, sets, seed=job.data.seed, echo=echo) if job.finetune is not None else None
     return {"ok": True, "backbone": job.backbone, "img_size": job.img_size, "host": host,
             "keys": {name: found.key for name, found in sets.items()},
