@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from benchmark.core.transferability import KNN_K
 from benchmark.core.results import REGIMES, best_rows, prediction_key, ranked, row_predictions, top_scorer
 
 from . import figures
-from .stats import correlation, mcnemar
+from .stats import correlation, mcnemar, weighted_tau
 
 N_EXTRACT = 50000  # the cost table's "time to extract the 50000 training images"
 THRESHOLD, P_FLOOR = 0.05, 0.001  # the paired test's level, and the smallest p-value printed as a number
@@ -45,6 +46,9 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
     ksl = out.get("ksl", {})
     out["ksl_zero"] = {"spans_zero": sum(c["r_low"] < 0 < c["r_high"] for c in ksl.values()), "settings": len(ksl)}
     out["same_order"] = _same_order(frame)
+    predicting = transferability(frame)
+    if predicting:
+        out["transferability"] = predicting
     for _, row in figures.timing_rows(frame).iterrows():  # what extracting all 50000 images would take here
         out["extract_minutes"][f"{row['model']}|{int(row['img_size'])}"] = N_EXTRACT / row["samples_per_sec"] / 60
     pairs = figures.regime_pairs(frame)
@@ -58,6 +62,39 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
     if not scored.empty:
         out["median_half_ci"] = float(((scored["test_ci_high"] - scored["test_ci_low"]) / 2).median())
     out["threshold"], out["p_floor"] = THRESHOLD, P_FLOOR
+    return out
+
+
+PREDICTORS = {"logme": "LogME", "hscore": "H-score", "knn_acc": "k-NN accuracy",
+              "imagenet_top1": "ImageNet top-1"}  # column -> name; the first three are `transferability.SCORES`
+
+
+def transferability(frame: pd.DataFrame) -> dict:
+    """How well each cheap predictor ranks the (backbone, size) feature sets by the heads' test accuracy.
+
+    Per target ("frozen": the best frozen head of each feature set; "finetune": the fine-tuned network of the
+    same backbone and size) and predictor: weighted Kendall tau and Spearman rho over the feature sets that
+    have both, with n; and each score's median cost in ms. Empty without scored transferability columns.
+    """
+    if "logme" not in frame.columns:
+        return {}
+    best = best_rows(frame)
+    scores = best[best["regime"] == "frozen"].dropna(subset=["logme"])
+    if len(scores) < 2:
+        return {}
+    cols = ["model", "img_size", *PREDICTORS]
+    targets = {"frozen": scores[cols + ["test_acc"]],
+               "finetune": scores[cols].merge(best[best["regime"] == "finetune"][["model", "img_size", "test_acc"]],
+                                              on=["model", "img_size"])}
+    out: dict = {"knn_k": KNN_K, "ms": {name: float(scores[f"{name}_ms"].median()) for name in PREDICTORS if name != "imagenet_top1"}}
+    for target, pts in targets.items():
+        for name in PREDICTORS:
+            usable = pts.dropna(subset=[name, "test_acc"])
+            tau = weighted_tau(usable[name], usable["test_acc"]) if len(usable) >= 2 else None
+            found = correlation(usable[name], usable["test_acc"]) if tau is not None else None
+            if tau is not None:
+                out.setdefault(target, {})[name] = {"tau": tau, "rho": found["rho"] if found else None,
+                                                    "n": len(usable)}
     return out
 
 

@@ -15,7 +15,7 @@ import re
 # Numbers the text may use that are facts of the method, not measurements:
 # CIFAR-10's 10 classes and 32-px images, the 95% interval, and the years of
 # the cited works. (Another dataset's classes and image size are in the facts.)
-CONSTANTS = {"10", "32", "95", "2019", "2009", "1947", "1993", "1927"}
+CONSTANTS = {"10", "32", "95", "2019", "2009", "1947", "1993", "1927", "2021", "2015", "2110.06893"}
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
 

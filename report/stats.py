@@ -6,6 +6,9 @@
   probability 1/2.
 * `wilson`: the Wilson score interval of a proportion (per-class accuracy).
 * `correlation`: Pearson's r with a Fisher-z 95% interval, and Spearman's rho.
+* `weighted_tau`: Kendall's tau with hyperbolic weights (Vigna 2015), which
+  counts disagreements among the top-ranked items more: the statistic the
+  transferability literature reports (You et al. 2021).
 """
 
 from __future__ import annotations
@@ -64,3 +67,29 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     for v in np.unique(values):  # ties share their mean rank
         ranks[values == v] = ranks[values == v].mean()
     return ranks
+
+
+def weighted_tau(x, y) -> float | None:
+    """Weighted Kendall tau of `x` and `y` (Vigna 2015, additive hyperbolic weights 1/(r + 1)).
+
+    A pair of items i, j weighs 1/(r_i + 1) + 1/(r_j + 1), r being an item's
+    rank from the top (0 = the largest); tau is averaged over the ranking by
+    x (ties broken by y) and by y (ties broken by x), with tau-b's treatment
+    of tied pairs. The same definition as `scipy.stats.weightedtau`'s default.
+    None for fewer than 2 items or a constant input.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    sx, sy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+    upper = np.triu_indices(len(x), 1)
+
+    def tau(first, second) -> float:
+        order = np.lexsort((-second, -first))  # decreasing by first, then by second
+        rank = np.empty(len(x))
+        rank[order] = np.arange(len(x))
+        w = (1 / (rank[:, None] + 1) + 1 / (rank[None, :] + 1))[upper]
+        a, b = sx[upper], sy[upper]
+        return float(np.sum(w * a * b) / math.sqrt(np.sum(w * a * a) * np.sum(w * b * b)))
+
+    return (tau(x, y) + tau(y, x)) / 2

@@ -66,6 +66,8 @@ def test_page_and_figures(built):
     # one pretrained backbone: no correlation figure, named with the reason instead of a gap in the numbers
     assert "not drawn: imagenet top-1 against cifar-10" in page.lower() and "fewer than 2 pretrained backbones" in page
     assert 'name=viewport' in page and "<div class=scroll><table>" in page
+    # the transferability scores of the two frozen feature sets against their heads (n = 2: tau, no rho)
+    assert "<b>Table 3.</b>" in page and "LogME" in page and "k-NN accuracy" in page
     assert page.index("<img") < page.index("Abstract")  # a figure at the top
     for src in sources:
         if src.startswith("data:"):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from report.stats import correlation, mcnemar, wilson
+from report.stats import correlation, mcnemar, weighted_tau, wilson
 
 
 def test_exact_mcnemar():
@@ -38,3 +38,14 @@ def test_correlation_with_fisher_interval():
     perfect = correlation([1, 2, 3, 4], [2, 4, 6, 8])
     assert perfect["r"] == pytest.approx(1.0) and perfect["r_low"] == perfect["r_high"] == perfect["r"]
     assert correlation([1, 2], [3, 4]) is None and correlation([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_weighted_tau():
+    # One swap, of the items ranked 2nd and 3rd of 4: the pair weighs 1/2 + 1/3 of the 3 (1 + 1/2 + 1/3 + 1/4)
+    # all pairs weigh together, so tau = (6.25 - 2 * 5/6) / 6.25 in either ranking.
+    assert weighted_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.733333, abs=1e-6)
+    assert weighted_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # values from scipy.stats.weightedtau (scipy 1.17.1), with and without ties
+    assert weighted_tau([0.1, 0.4, 0.2, 0.9, 0.5], [3, 1, 2, 5, 4]) == pytest.approx(0.6569343, abs=1e-6)
+    assert weighted_tau([1, 1, 2, 3, 3], [0.5, 1, 1, 2.5, 2]) == pytest.approx(0.8421663, abs=1e-6)
+    assert weighted_tau([1], [2]) is None and weighted_tau([1, 1, 1], [1, 2, 3]) is None

@@ -36,6 +36,11 @@ def head_parts(feature_keys: dict[str, str], head: dict, seed: int) -> dict:
             "version": HEAD_VERSION}
 
 
+def transferability_parts(feature_key: str, version: int) -> dict:
+    """The transferability scores of one split's cached features (their cache key)."""
+    return {"features": feature_key, "version": version}
+
+
 def finetune_parts(map_keys: dict[str, str], finetune: dict, head: dict, seed: int) -> dict:
     """The benchmark's fine-tuned network: the maps' cache keys, `FineTuneConfig.as_dict`, the head, the seed."""
     return {"maps": {name: map_keys[name] for name in SCORED}, "finetune": finetune, "head": head, "seed": seed,

@@ -17,8 +17,9 @@ import pandas as pd
 import backbones
 
 from .atomic import write_json, write_npz, write_text
+from .transferability import SCORES
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 REGIMES = ("frozen", "finetune")
 
 
@@ -32,13 +33,17 @@ def _add_regime(frame: pd.DataFrame) -> None:
 # Older layouts load_results still reads, each migrated to the next: schema 2
 # had no precision column (every row was fp32); schema 3 had no host and
 # device columns (unknown); schema 4 had no regime (every row was frozen);
-# schema 5 had no dataset column (every row was CIFAR-10).
+# schema 5 had no dataset column (every row was CIFAR-10); schema 6 had no
+# transferability columns (empty).
 _MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32"),
                3: lambda frame: frame.insert(frame.columns.get_loc("schema_version"), "host", None)
                or frame.insert(frame.columns.get_loc("schema_version"), "device", None),
                4: _add_regime,
-               5: lambda frame: frame.insert(frame.columns.get_loc("data_fingerprint"), "dataset", DEFAULT_DATASET)}
+               5: lambda frame: frame.insert(frame.columns.get_loc("data_fingerprint"), "dataset", DEFAULT_DATASET),
+               6: lambda frame: [frame.insert(frame.columns.get_loc("per_class_acc"), col, None)
+                                 for col in TRANSFERABILITY_COLUMNS]}
 DEFAULT_DATASET = "cifar10"
+TRANSFERABILITY_COLUMNS = (*SCORES, *(f"{name}_ms" for name in SCORES))  # new in schema 7
 
 # Column -> meaning. The order is the CSV's column order.
 COLUMNS = {
@@ -77,6 +82,13 @@ COLUMNS = {
     "ft_epochs": "fine-tuning epochs run before early stopping (finetune rows)",
     "ft_train_s": "wall seconds of fine-tuning, on cached maps (finetune rows)",
     "trainable_params": "parameters trained: the head's (frozen rows), the last stage's and the head's (finetune)",
+    "logme": "LogME of the training split's frozen pooled features (You et al. 2021), per image; higher should be "
+             "better. Frozen rows only: a fine-tuned row's backbone and size has them on its frozen rows",
+    "hscore": "H-score of the same features (Ledoit-Wolf shrunk covariance, Ibrahim et al. 2021), 0 to classes - 1",
+    "knn_acc": "leave-one-out 20-nearest-neighbour accuracy (cosine, centred features) on the same features",
+    "logme_ms": "milliseconds LogME took (NumPy, on this machine)",
+    "hscore_ms": "milliseconds the H-score took",
+    "knn_acc_ms": "milliseconds the k-NN accuracy took",
     "per_class_acc": "JSON list of the per-class test accuracies, one per class (10 for CIFAR-10)",
     "confusion": "JSON test confusion matrix (10x10 for CIFAR-10), rows true, columns predicted",
     "from_cache": "true when the features came from the cache (timing is from when they were made)",
@@ -92,7 +104,8 @@ COLUMNS = {
 
 FLOAT_COLUMNS = ("imagenet_top1", "samples_per_sec", "ms_per_img", "extract_wall_s", "peak_rss_mb", "gflops_per_img",
                  "gflops_per_sec", "matmul_peak_gflops", "pct_of_peak", "val_acc", "test_acc", "test_ci_low",
-                 "test_ci_high", "head_train_s", "ft_train_s")
+                 "test_ci_high", "head_train_s", "ft_train_s", "logme", "hscore", "knn_acc", "logme_ms", "hscore_ms",
+                 "knn_acc_ms")
 INT_COLUMNS = ("img_size", "param_count", "feature_dim", "images_timed", "batch_size", "train_size",
                "val_size", "test_size", "head_epochs", "ft_epochs", "trainable_params", "seed", "schema_version")
 

@@ -38,6 +38,7 @@ from ..core.progress import format_duration
 from ..core.results import prediction_key, write_examples
 from ..core.results_db import ResultsDB
 from ..core.store import Store
+from ..core.transferability import ensure_scores
 from ..core.weights import weights_problem
 from .config import QUICK, RunConfig, parse_executor
 from .executor import InlineExecutor, JobFailed, ProcessExecutor, is_download_failure
@@ -347,6 +348,8 @@ class Runner:
             result = self.finetuned(job, prepared)
             scored = [(finetuned_row(shared, result), result)]
         else:
+            train = sets["train"]
+            shared = {**shared, **ensure_scores(train.features, train.labels, train.key, self.store)}
             scored = [(head_row(shared, kind, result, spec.feature_dim), result)
                       for kind, result in ((kind, self.head(kind, sets)) for kind in self.config.heads)]
         for row, result in scored:

@@ -13,6 +13,13 @@ REFERENCES = (
     ("bootstrap", "B. Efron, R. J. Tibshirani. <i>An Introduction to the Bootstrap.</i> Chapman &amp; Hall, 1993."),
     ("wilson", "E. B. Wilson. <i>Probable inference, the law of succession, and statistical inference.</i> "
                "Journal of the American Statistical Association, 1927."),
+    ("logme", "K. You, Y. Liu, J. Wang, M. Long. <i>LogME: Practical Assessment of Pre-trained Models for "
+              "Transfer Learning.</i> ICML 2021."),
+    ("hscore", "Y. Bao, Y. Li, S.-L. Huang, L. Zhang, L. Zheng, A. Zamir, L. Guibas. <i>An Information-Theoretic "
+               "Approach to Transferability in Task Transfer Learning.</i> ICIP 2019; with the shrunk covariance "
+               "of S. Ibrahim, N. Ponomareva, R. Mazumder, <i>Newer is Not Always Better: Rethinking "
+               "Transferability Metrics, Their Peculiarities, Stability and Performance</i>, arXiv:2110.06893, 2021."),
+    ("vigna", "S. Vigna. <i>A Weighted Correlation Index for Rankings with Ties.</i> WWW 2015."),
     ("cifar", "A. Krizhevsky. <i>Learning Multiple Layers of Features from Tiny Images.</i> Technical report, "
               "University of Toronto, 2009."),
 )
