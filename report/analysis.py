@@ -62,6 +62,8 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
     if not scored.empty:
         out["median_half_ci"] = float(((scored["test_ci_high"] - scored["test_ci_low"]) / 2).median())
     out["threshold"], out["p_floor"] = THRESHOLD, P_FLOOR
+    if not scored.empty:
+        out["recommend"] = [recommend(frame, labels, predictions, budget) for budget in RECOMMEND_BUDGETS_MS]
     return out
 
 
@@ -95,6 +97,51 @@ def transferability(frame: pd.DataFrame) -> dict:
             if tau is not None:
                 out.setdefault(target, {})[name] = {"tau": tau, "rho": found["rho"] if found else None,
                                                     "n": len(usable)}
+    return out
+
+
+RECOMMEND_BUDGETS_MS = (2, 5, 10, 20, 50)  # the report's budgets, in ms per image on the measuring machine
+
+
+def _summary(row, cost_ms: float) -> dict:
+    return {"model": row["model"], "img_size": int(row["img_size"]), "regime": row["regime"], "head": row["head"],
+            "val_acc": float(row["val_acc"]), "test_acc": float(row["test_acc"]),
+            "test_ci_low": float(row["test_ci_low"]), "test_ci_high": float(row["test_ci_high"]),
+            "ms_per_img": float(cost_ms), "key": prediction_key(row)}
+
+
+def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float) -> dict:
+    """The best scored row whose network runs within `max_ms` per image on the machine that measured it, by
+    the top-scorer rule, and the rows within the budget that the exact McNemar test cannot tell from it.
+
+    A row's cost is the whole base's time per image at its size (a fine-tuned row's own throughput is of the
+    part below its cut only). Returns `{"max_ms", "n_scored", "n_within", "best", "alike", "untested",
+    "matmul_peak"}`: `best` and each of `alike` (best first, with its "p") summarise a row; `untested` counts
+    the rows within the budget whose predictions are not in the results (no paired test). Without a row
+    within the budget, `best` is None and "fastest_ms" gives the cheapest scored row's cost.
+    """
+    scored = ranked(frame)
+    speed = {(r["model"], int(r["img_size"])): r["ms_per_img"] for _, r in figures.timing_rows(frame).iterrows()}
+    cost = [speed.get((r["model"], int(r["img_size"])), r["ms_per_img"]) for _, r in scored.iterrows()]
+    scored = scored.assign(_cost=cost).dropna(subset=["_cost"])
+    within = scored[scored["_cost"] <= max_ms]
+    out = {"max_ms": max_ms, "n_scored": len(scored), "n_within": len(within), "best": None, "alike": [],
+           "untested": 0}
+    if within.empty:
+        return {**out, "fastest_ms": float(scored["_cost"].min()) if len(scored) else None}
+    top = within.iloc[0]
+    out["best"] = _summary(top, top["_cost"])
+    peaks = within["matmul_peak_gflops"].dropna()
+    out["matmul_peak"] = float(peaks.median()) if len(peaks) else None
+    a = row_predictions(predictions, top) if labels is not None else None
+    for _, row in within.iloc[1:].iterrows():
+        b = row_predictions(predictions, row) if a is not None else None
+        if b is None or not len(a) == len(b) == len(labels):
+            out["untested"] += 1
+            continue
+        test = mcnemar(a, b, labels)
+        if test["p"] >= THRESHOLD:
+            out["alike"].append({**_summary(row, row["_cost"]), "p": test["p"]})
     return out
 
 

@@ -43,6 +43,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def _size(text: str):
     if text.lower() == "native":
         return "native"
@@ -133,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plan", type=_positive_int, metavar="N",
                      help="estimate the wall time of --all --full on N workers like this machine, from the "
                           "throughputs in OUT/results.csv, and exit")
+    run.add_argument("--recommend", action="store_true",
+                     help="answer from OUT/results.csv which backbone and size to use within --max-ms-per-img, and "
+                          "which others the paired test cannot tell from it; runs nothing")
+    run.add_argument("--max-ms-per-img", type=_positive_float, metavar="MS",
+                     help="with --recommend: the time budget per image of the whole base, on the machine that "
+                          "measured the results")
     run.add_argument("--chunk-size", type=_positive_int, default=2048,
                      help="images per saved chunk; an interrupted extraction redoes at most one (default 2048)")
     return p
@@ -168,6 +184,13 @@ def check_flags(args) -> None:
         raise ValueError(f"--regime names a regime twice ({' '.join(args.regime)}); give each once")
     if args.time_only and args.regime != ["frozen"]:
         raise ValueError("--time-only trains nothing, so --regime finetune has nothing to do; drop one of them")
+    if args.recommend and (args.all or args.backbones or args.plan):
+        raise ValueError("--recommend answers from the results at hand and runs nothing; drop --all/--backbones/"
+                         "--plan, or drop --recommend")
+    if args.recommend and args.max_ms_per_img is None:
+        raise ValueError("--recommend needs a budget: add --max-ms-per-img MS (e.g. 10)")
+    if args.max_ms_per_img is not None and not args.recommend:
+        raise ValueError("--max-ms-per-img is the budget of --recommend; add --recommend, or drop it")
     if args.report_dir and args.no_report:
         raise ValueError("--report-dir says where the report goes and --no-report says to build none; drop one")
 
@@ -299,6 +322,9 @@ def main(argv=None) -> int:
         if args.plan:
             print_plan(args.out, args.plan, args.data)
             return 0
+        if args.recommend:
+            print_recommendation(args.out, args.max_ms_per_img, args.data)
+            return 0
         config = config_from_args(args)
         from report import build_report, report_dir as default_report_dir
 
@@ -366,6 +392,55 @@ def print_plan(results_dir: str, n_workers: int, data: str = "cifar10", echo=pri
          f"job, packed longest first. Heads, data loading and transfers are not counted.")
     if unmeasured:
         echo(f"Not measured, so not counted: {', '.join(unmeasured)}.")
+
+
+def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10", echo=print) -> None:
+    """`--recommend --max-ms-per-img MS`: the best row of `data` within the budget and the rows the paired
+    test cannot tell from it (`report.analysis.recommend`), from the results at hand."""
+    from report.analysis import THRESHOLD, recommend
+
+    from ..core.results import load_examples, load_results, of_dataset
+
+    name = data_name(data)
+    frame = of_dataset(load_results(results_dir), name)
+    if frame.empty:
+        raise ValueError(f"no rows of {name} in {os.path.join(results_dir, 'results.csv')}; run "
+                         f"python -m benchmark on it first (or pass the --out it wrote to)")
+    try:
+        _, labels, predictions = load_examples(results_dir, name)
+    except FileNotFoundError:
+        labels, predictions = None, {}
+    found = recommend(frame, labels, predictions, max_ms)
+    if found["best"] is None:
+        fastest = found.get("fastest_ms")
+        echo(f"No scored row of {name} runs within {max_ms:g} ms per image here" +
+             (f"; the fastest takes {fastest:.1f} ms. Raise --max-ms-per-img." if fastest is not None else
+              " (no scored row has a timing)."))
+        return
+    best = found["best"]
+    peak = f", fp32 matmul peak {found['matmul_peak']:.1f} GFLOP/s" if found.get("matmul_peak") else ""
+    echo(f"Within {max_ms:g} ms per image (the whole base, as measured on the machine that ran it{peak}): "
+         f"{found['n_within']} of {found['n_scored']} scored rows of {name}.")
+    echo(f"Best: {_row_text(best)}: validation {best['val_acc']:.1%}, test {best['test_acc']:.1%} "
+         f"(95% CI {best['test_ci_low']:.1%}-{best['test_ci_high']:.1%}), {best['ms_per_img']:.1f} ms/image.")
+    n_test = len(labels) if labels is not None else 0
+    if found["alike"]:
+        echo(f"Not distinguishable from it (exact McNemar test on the same {n_test} test images, p >= {THRESHOLD}):")
+        for row in found["alike"]:
+            faster = best["ms_per_img"] / row["ms_per_img"]
+            echo(f"  {_row_text(row)}: test {row['test_acc']:.1%}, {row['ms_per_img']:.1f} ms/image, p = "
+                 f"{row['p']:.2f}" + (f"  ({faster:.1f}x faster)" if faster > 1.05 else ""))
+    elif found["n_within"] > 1 and not found["untested"]:
+        echo(f"The paired test tells every other row within the budget from it (p < {THRESHOLD}).")
+    if found["untested"]:
+        echo(f"{found['untested']} rows within the budget have no per-image predictions in {results_dir} "
+             f"(examples file), so they were not tested against it.")
+    echo("The ranking comes from the benchmark's own subsets; whether it holds for networks fine-tuned on all "
+         "the training images has not been measured here.")
+
+
+def _row_text(row: dict) -> str:
+    return f"{row['model']} @{row['img_size']}px ({row['regime']}, {row['head']} head)"
 
 
 def print_summary(frame, dataset: str | None = None, echo=print) -> None:

@@ -36,6 +36,7 @@ def results(doc: Doc) -> str:
         _regime_text(doc), figs.html("regimes"),
         _ksl_text(doc), figs.html("ksl"),
         _transferability_text(doc),
+        _recommend_text(doc),
         figs.html("confusion"), figs.body("examples"),
         _epoch_text(doc), figs.html("epoch"),
     ] if s)
@@ -171,6 +172,39 @@ def _transferability_text(doc: Doc) -> str:
             "-1: reversed), and each score's median cost per feature set.</p>"
             + table(["predictor", "τ<sub>w</sub> frozen", "ρ frozen", "n", "τ<sub>w</sub> fine-tuned",
                      "ρ fine-tuned", "n", "cost (ms)"], rows))
+
+
+def _recommend_text(doc: Doc) -> str:
+    """Table 4: the best row within a few time budgets, and what the paired test cannot tell from it."""
+    found = [r for r in doc.stats.get("recommend", []) if r["best"] is not None]
+    if not found:
+        return ""
+    rows = []
+    for r in found:
+        best, alike = r["best"], r["alike"]
+        cheaper = min(alike, key=lambda a: a["ms_per_img"]) if alike else None
+        rows.append(([fixed(r["max_ms"], 0), esc(r["n_within"]), _short(best), pct(best["test_acc"]),
+                      f"{pct(best['test_ci_low'])}–{pct(best['test_ci_high'])}", fixed(best["ms_per_img"]),
+                      f"{_short(alike[0])} (p = {fixed(alike[0]['p'], 2)})" if alike else "–",
+                      f"{_short(cheaper)}, {fixed(cheaper['ms_per_img'])} ms" if cheaper and
+                      cheaper["ms_per_img"] < best["ms_per_img"] else "–"], False))
+    untested = sum(r["untested"] for r in found)
+    return (f"<p><b>Which backbone under a time budget?</b> <code>python -m benchmark --recommend "
+            f"--max-ms-per-img MS</code> answers from the results at hand: among the rows whose whole base runs "
+            f"within the budget on the machine that measured it, the best by the top-scorer rule, and those the "
+            f"exact McNemar test on the same test images cannot tell from it (p ≥ {fixed(doc.stats['threshold'], 2)})"
+            f". Table 4 gives the answer for a few budgets. The ranking is that of the quick subsets; whether it "
+            f"holds when every network is fine-tuned on all the training images has not been measured here"
+            + (f"; {esc(untested)} rows within these budgets lack the per-image predictions a paired test needs"
+               if untested else "") + ".</p>"
+            "<p><b>Table 4.</b> The best row within each budget (ms per image, this machine), how many rows fit, "
+            "the runner-up the paired test cannot tell from it, and the cheapest such row when it is cheaper.</p>"
+            + table(["budget (ms)", "rows within", "best", "test acc (%)", "95% CI (%)", "ms/image",
+                     "not distinguishable", "cheaper and not distinguishable"], rows))
+
+
+def _short(row: dict) -> str:
+    return f"{esc(row['model'])} @{esc(row['img_size'])} ({esc(row['regime'])}, {esc(row['head'])})"
 
 
 def _correlation(ksl: dict, key: str, what: str) -> str:

@@ -1,0 +1,71 @@
+"""`--recommend`: the best row within a time budget and what the paired test cannot tell from it (small fixture)."""
+
+import types
+
+import numpy as np
+import pytest
+
+from benchmark.cli.bench import main
+from benchmark.core.results import prediction_key, to_frame, write_examples, write_results
+from report.analysis import recommend
+
+N = 40  # test images
+
+
+def _row(model, size, val, test, ms, regime="frozen", head="linear"):
+    return {"model": model, "img_size": size, "precision": "fp32", "head": head, "regime": regime,
+            "weights": "imagenet", "val_acc": val, "test_acc": test, "test_ci_low": test - 0.1,
+            "test_ci_high": test + 0.1, "samples_per_sec": 1000 / ms, "ms_per_img": ms, "train_size": 200,
+            "val_size": 50, "test_size": N, "weights_id": "w", "data_fingerprint": "d", "matmul_peak_gflops": 100.0}
+
+
+ROWS = [_row("DenseNet121", 128, 0.80, 0.80, 8.0),  # best overall
+        _row("MobileNet", 128, 0.78, 0.75, 2.0),  # 2 images apart from the best: not distinguishable
+        _row("MobileNetV2", 96, 0.70, 0.55, 1.0),  # 10 images worse: distinguishable
+        _row("Xception", 299, 0.90, 0.90, 40.0)]  # the best of all, but over most budgets
+
+
+def _predictions():
+    labels = np.zeros(N, np.int64)
+    wrong = {"DenseNet121": 8, "MobileNet": 10, "MobileNetV2": 18, "Xception": 4}  # images each gets wrong
+    predictions = {}
+    for row in to_frame(ROWS).to_dict("records"):
+        pred = labels.copy()
+        pred[:wrong[row["model"]]] = 1
+        predictions[prediction_key(row)] = pred
+    return labels, predictions
+
+
+def test_the_best_within_the_budget_and_its_equals():
+    labels, predictions = _predictions()
+    frame = to_frame(ROWS)
+    found = recommend(frame, labels, predictions, max_ms=10)
+    assert found["n_scored"] == 4 and found["n_within"] == 3 and found["best"]["model"] == "DenseNet121"
+    assert [a["model"] for a in found["alike"]] == ["MobileNet"]  # 2 discordant images: p = 0.5
+    assert found["alike"][0]["p"] == pytest.approx(0.5) and found["untested"] == 0
+    assert recommend(frame, labels, predictions, max_ms=50)["best"]["model"] == "Xception"
+    tight = recommend(frame, labels, predictions, max_ms=1.5)
+    assert tight["best"]["model"] == "MobileNetV2" and tight["alike"] == []
+    none = recommend(frame, labels, predictions, max_ms=0.5)
+    assert none["best"] is None and none["fastest_ms"] == 1.0
+    without = recommend(frame, None, {}, max_ms=10)  # no predictions: nothing is tested, nothing claimed alike
+    assert without["alike"] == [] and without["untested"] == 2
+
+
+def test_the_command_line(tmp_path, capsys):
+    labels, predictions = _predictions()
+    write_results(ROWS, str(tmp_path))
+    write_examples(str(tmp_path), types.SimpleNamespace(x=np.zeros((N, 4, 4, 3), np.uint8), y=labels), predictions)
+    assert main(["--recommend", "--max-ms-per-img", "10", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 4 scored rows of cifar10" in out and "Best: DenseNet121 @128px (frozen, linear head)" in out
+    assert "MobileNet @128px (frozen, linear head): test 75.0%, 2.0 ms/image, p = 0.50  (4.0x faster)" in out
+    assert main(["--recommend", "--max-ms-per-img", "0.5", "--out", str(tmp_path)]) == 0
+    assert "the fastest takes 1.0 ms" in capsys.readouterr().out
+    for argv, says in [(["--recommend"], "--max-ms-per-img MS"), (["--max-ms-per-img", "3"], "add --recommend"),
+                       (["--recommend", "--max-ms-per-img", "3", "--all"], "runs nothing"),
+                       (["--recommend", "--max-ms-per-img", "3", "--data", "npz:x.npz"], "no rows of x")]:
+        assert main([*argv, "--out", str(tmp_path)]) == 2
+        assert says in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--recommend", "--max-ms-per-img", "-1"])
