@@ -239,8 +239,8 @@ def test_chunks_join_on_disk_and_the_entry_reads_in_place(cache, caplog):
     entry.save_chunk(1, big, _timing(2))
     assert entry.chunk_timing(1, 2) == (None, _timing(2)) and entry.chunk_timing(1, 3) is None  # wrong length
     entry.save_chunk(1, big, _timing(2))
-    entry.save_chunks(6, 4, np.arange(6), {"timing": _timing(6)})
-    assert not os.path.exists(entry.partial_dir)
+    written = entry.save_chunks(6, 4, np.arange(6), {"timing": _timing(6)})
+    assert not os.path.exists(entry.partial_dir) and written.shape == (6, 2, 3) and written.dtype == np.float32
     features, labels, meta = entry.load_on_disk()
     whole = np.concatenate([small, big])
     assert features.dtype == np.float32 and features.shape == (6, 2, 3) and meta["shape"] == [6, 2, 3]

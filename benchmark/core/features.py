@@ -255,8 +255,7 @@ def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress,
             labels, resumed = split.y, resumed + reused
         meta = {"timing": timing.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(), **hw}
         if features is None:  # on disk: joined from the saved chunks, one at a time
-            entry.save_chunks(len(split.x), job.chunk_size, labels, meta)
-            features = entry.load_on_disk()[0]
+            features = entry.save_chunks(len(split.x), job.chunk_size, labels, meta)
         else:
             entry.save(features, labels, meta)
         out[name] = FeatureSet(features, labels, meta, entry.key, from_cache=False)

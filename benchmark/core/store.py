@@ -229,14 +229,17 @@ class FeatureEntry:
 
     def save(self, features: np.ndarray, labels: np.ndarray, meta: dict) -> None:
         """Stores the entry atomically and drops any partial chunks."""
-        sha = write_npz(self.npz_path, features=features, labels=labels)
-        write_json(self.meta_path, seal({**meta, "key": self.key, "sha256": sha, "shape": list(features.shape)}))
+        self._seal(write_npz(self.npz_path, features=features, labels=labels), features.shape, meta)
+
+    def _seal(self, sha: str, shape: tuple, meta: dict) -> None:
+        """Writes the sidecar of the array file just written (its sha256 and shape) and drops any partial chunks."""
+        write_json(self.meta_path, seal({**meta, "key": self.key, "sha256": sha, "shape": list(shape)}))
         shutil.rmtree(self.partial_dir, ignore_errors=True)
 
-    def save_chunks(self, n_rows: int, chunk_size: int, labels: np.ndarray, meta: dict) -> None:
+    def save_chunks(self, n_rows: int, chunk_size: int, labels: np.ndarray, meta: dict) -> DiskArray:
         """Stores the entry from its finished chunks, read one at a time (the whole array is never in
         memory), atomically, and drops the chunks. A chunk kept in float32 (float16 would overflow) makes the
-        entry float32, as `np.concatenate` would."""
+        entry float32, as `np.concatenate` would. Returns the stored features, left on disk (not read again)."""
         n_chunks = -(-n_rows // chunk_size)
         paths = [self._chunk_paths(i)[0] for i in range(n_chunks)]
         heads = [DiskArray(path, "features") for path in paths]
@@ -252,9 +255,8 @@ class FeatureEntry:
 
         with atomic_open(self.npz_path, "wb") as f:
             write_npz_parts(f, "features", arrays(), shape, dtype, labels=labels)
-        sha = sha256_file(self.npz_path)
-        write_json(self.meta_path, seal({**meta, "key": self.key, "sha256": sha, "shape": list(shape)}))
-        shutil.rmtree(self.partial_dir, ignore_errors=True)
+        self._seal(sha256_file(self.npz_path), shape, meta)
+        return DiskArray(self.npz_path, "features")
 
     # -- chunks of an extraction in progress, for resuming after a crash --
 
