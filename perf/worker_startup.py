@@ -1,5 +1,5 @@
-"""Worker start-up cost: `python -m benchmark` with one worker process per backbone
-against `--no-isolate` (everything in one process), on timing-only backbones.
+"""Worker start-up cost: `python -m benchmark` with a fresh worker process per backbone
+(`--worker-jobs 1`) against `--no-isolate` (everything in one process), on timing-only backbones.
 
     python perf/worker_startup.py [--repeats 3] [--backbones ...]
 
@@ -28,8 +28,7 @@ def wall(backbones: list[str], isolate: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "benchmark", "--backbones", *backbones, "--sizes", "32", "--time-only",
                "--cache-dir", os.path.join(tmp, "cache"), "--out", os.path.join(tmp, "out"), "--no-report"]
-        if not isolate:
-            cmd.append("--no-isolate")
+        cmd += ["--worker-jobs", "1"] if isolate else ["--no-isolate"]
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return time.perf_counter() - t0

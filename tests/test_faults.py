@@ -52,6 +52,7 @@ FLAG_CASES = {
     "report dir unwritable": (["--backbones", "MobileNetV3Small", "--time-only", "--report-dir", "/proc/x"],
                               ["--report-dir", "/proc/x"]),
     "bad executor": (["--backbones", "MobileNetV2", "--executor", "dask-local:0"], ["--executor"]),
+    "no jobs per worker": (["--backbones", "MobileNetV2", "--worker-jobs", "0"], ["--worker-jobs"]),
 }
 
 
@@ -454,11 +455,11 @@ def test_concurrent_runs_into_one_folder_lose_nothing(tiny_cifar_dir, tmp_path):
 
 
 def test_an_older_results_csv_is_imported_once(tiny_cifar_dir, tmp_path):
-    res = _results(tmp_path)  # a schema-7 table written without the database, made a schema-3 one
+    res = _results(tmp_path)  # a schema-8 table written without the database, made a schema-3 one
     (res / "environment.json").unlink()
     frame = pd.read_csv(res / "results.csv")
     frame.drop(columns=["host", "device", "regime", "ft_epochs", "ft_train_s", "trainable_params", "dataset",
-                        "logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms"]) \
+                        "logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms", "job_rss_mb"]) \
         .assign(schema_version=3).to_csv(res / "results.csv", index=False)
     (tmp_path / "nw").mkdir()
     done = _bench(tiny_cifar_dir, tmp_path, "--backbones", "MobileNet", "--sizes", "32", "--time-only",
@@ -610,21 +611,3 @@ def test_fresh_while_another_run_writes_is_refused(tiny_cifar_dir, tmp_path):
                   "--fresh")  # alone, it starts the folder anew
     assert done.returncode == 0, done.stderr[-2000:]
     assert pd.read_csv(out / "results.csv")["model"].tolist() == ["MobileNetV3Small"]
-
-
-@pytest.mark.parametrize("code, says", [(-9, "out-of-memory killer"), (-11, "signal SIGSEGV"), (3, "exit code 3")])
-def test_a_worker_that_dies_without_a_report_is_named_with_advice(code, says, monkeypatch):
-    """A worker killed for memory once got "rerun with --no-isolate", which would kill the runner instead."""
-    from benchmark.run import executor
-
-    class Dead:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def wait(self):
-            return code
-
-    monkeypatch.setattr(executor.subprocess, "Popen", Dead)
-    with pytest.raises(executor.JobFailed, match=says) as failed:
-        executor.run_in_subprocess({"backbone": "MobileNet", "img_size": 32})
-    assert "MobileNet @32px" in str(failed.value) and "Rerun with --no-isolate" not in str(failed.value)

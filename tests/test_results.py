@@ -7,7 +7,8 @@ import pytest
 from benchmark.core.results import COLUMNS, SCHEMA_VERSION, ResultsSchemaError, load_results, write_results
 
 NEW_IN_5 = ["regime", "ft_epochs", "ft_train_s", "trainable_params", "dataset",  # and 6
-            "logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms"]  # and 7
+            "logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms",  # and 7
+            "job_rss_mb"]  # and 8
 ROW = {"model": "MobileNetV2", "img_size": 96, "head": "linear", "weights": "imagenet", "test_acc": 0.7,
        "per_class_acc": json.dumps([0.7] * 10), "train_size": 100}
 TIMING_ROW = {"model": "VGG16", "img_size": 96, "head": "none", "weights": "random", "samples_per_sec": 12.0}
@@ -77,7 +78,7 @@ def test_schema_4_is_read_as_the_frozen_regime(tmp_path):
 def test_schema_5_is_read_as_cifar10(tmp_path):
     # schema 5 is schema 6 without the dataset column (every row was CIFAR-10)
     frame = write_results([ROW, TIMING_ROW], str(tmp_path))
-    frame.drop(columns=["dataset", *NEW_IN_5[-6:]]).assign(schema_version=5).to_csv(tmp_path / "results.csv",
+    frame.drop(columns=["dataset", *NEW_IN_5[-7:]]).assign(schema_version=5).to_csv(tmp_path / "results.csv",
                                                                                  index=False)
     loaded = load_results(str(tmp_path))
     assert list(loaded.columns) == list(COLUMNS) and (loaded["schema_version"] == SCHEMA_VERSION).all()
@@ -86,9 +87,17 @@ def test_schema_5_is_read_as_cifar10(tmp_path):
 
 def test_schema_6_is_read_without_transferability_scores(tmp_path):
     frame = write_results([{**ROW, "logme": 0.5}], str(tmp_path))
-    frame.drop(columns=NEW_IN_5[-6:]).assign(schema_version=6).to_csv(tmp_path / "results.csv", index=False)
+    frame.drop(columns=NEW_IN_5[-7:]).assign(schema_version=6).to_csv(tmp_path / "results.csv", index=False)
     loaded = load_results(str(tmp_path))
     assert list(loaded.columns) == list(COLUMNS) and loaded["logme"].isna().all()
+
+
+def test_schema_7_is_read_without_the_jobs_own_memory(tmp_path):
+    frame = write_results([{**ROW, "peak_rss_mb": 900.0, "job_rss_mb": 300.0}], str(tmp_path))
+    frame.drop(columns=["job_rss_mb"]).assign(schema_version=7).to_csv(tmp_path / "results.csv", index=False)
+    loaded = load_results(str(tmp_path))
+    assert list(loaded.columns) == list(COLUMNS) and loaded["job_rss_mb"].isna().all()
+    assert list(loaded["peak_rss_mb"]) == [900.0]
 
 
 def test_rows_without_a_dataset_are_cifar10_and_the_top_scorer_keeps_to_one_dataset():

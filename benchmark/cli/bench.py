@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import backbones
 
 from ..core.data import DATA_ENV
 from ..core.datasets import BAD_IMAGES, canonical_data, data_name
 from ..core.heads import HEADS
+from ..core.phases import CLOCK, breakdown_lines
+from ..core.progress import format_duration
 from ..core.results import REGIMES
 from ..core.store import CACHE_ENV, default_cache_dir
-from ..run.config import DEFAULT_IMG_SIZE, QUICK, RunConfig, parse_executor
+from ..run.config import DEFAULT_IMG_SIZE, QUICK, WORKER_JOBS, WORKER_MAX_RSS_MB, RunConfig, parse_executor
 from . import exit_code, start
 
 EPILOG = f"""
@@ -133,8 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compute precision of the bases: fp32 (default) or bf16 (Keras mixed_bfloat16; "
                           "features and heads stay float32). bf16 features are cached separately")
     run.add_argument("--no-isolate", action="store_true",
-                     help="extract every backbone in this process instead of one fresh process each (saves "
-                          "~5 s of start-up per backbone; peak RSS and timings then carry over between backbones)")
+                     help="extract every backbone in this process instead of in worker processes (no worker "
+                          "start-up at all, but peak RSS and memory then carry over between all the backbones, and a "
+                          "job killed for memory takes the run with it)")
+    run.add_argument("--worker-jobs", type=_positive_int, default=WORKER_JOBS, metavar="N",
+                     help=f"jobs one worker process runs before a fresh one takes over (default {WORKER_JOBS}; "
+                          f"1: a fresh process per job, as before). A worker is also recycled after a failure, or "
+                          f"when it holds more than --worker-max-rss-mb after a job")
+    run.add_argument("--worker-max-rss-mb", type=_positive_int, default=WORKER_MAX_RSS_MB, metavar="MB",
+                     help=f"recycle a worker process holding more than this after a job (default {WORKER_MAX_RSS_MB})")
     run.add_argument("--executor", default="local",
                      help="where extraction jobs run: local (default: a worker process each, one at a time), "
                           "dask-local:N (a local Dask cluster of N workers), dask-local:gpus (one worker per "
@@ -236,13 +246,25 @@ def config_from_args(args) -> RunConfig:
         chunk_size=args.chunk_size,
         precision=args.precision,
         isolate=not args.no_isolate,
+        worker_jobs=args.worker_jobs,
+        worker_max_rss_mb=args.worker_max_rss_mb,
         executor=args.executor,
         regimes=tuple(args.regime),
     )
 
 
 # Where a run ran, not what it measured: the reader's own folders and cluster, left out of its command line.
-MACHINE_SETTINGS = ("data_dir", "weights_from", "cache_dir", "executor")
+MACHINE_SETTINGS = ("data_dir", "weights_from", "cache_dir", "executor", "worker_jobs", "worker_max_rss_mb")
+
+
+def print_breakdown(seconds: dict, wall_s: float) -> None:
+    """Where the run's wall time went, phase by phase (`benchmark.core.phases`); with more than one worker
+    at a time (Dask), the workers' phases overlap and can sum to more than the wall time."""
+    forward = seconds.get("forward", 0.0)
+    print(f"Where the time went: {format_duration(wall_s)} wall"
+          + (f", of which timed forward passes {forward:.1f} s: {wall_s / forward:.2f}x their time" if forward else ""))
+    for line in breakdown_lines(seconds, wall_s):
+        print(line)
 
 
 def command_line(settings: dict, out: str | None = None) -> str | None:
@@ -337,6 +359,7 @@ def main(argv=None) -> int:
         from ..core.results_db import run_lock
         from ..run.runner import Runner
 
+        t_run = time.perf_counter()
         runner = Runner(config)
         with run_lock(config.out, fresh=args.fresh):  # --fresh deletes the results only when no other run writes
             frame = runner.run()
@@ -348,9 +371,11 @@ def main(argv=None) -> int:
         if not args.no_report and frame is not None:
             from .commands import for_report
 
-            page = build_report(config.out, report_dir, echo=lambda *_: None, commands=for_report(),
-                                dataset=runner.dataset)
+            with CLOCK.phase("report"):
+                page = build_report(config.out, report_dir, echo=lambda *_: None, commands=for_report(),
+                                    dataset=runner.dataset)
             print(f"Report: {page}")
+        print_breakdown(CLOCK.snapshot(), time.perf_counter() - t_run)
         for failure in runner.failures:
             print(f"failed: {failure['model']} @{failure['img_size']}px on {failure['host']}: {failure['error']}",
                   file=sys.stderr)
@@ -367,7 +392,6 @@ def print_plan(results_dir: str, n_workers: int, data: str = "cifar10", echo=pri
     """`--plan N`: the estimated `--all --full` sweep of `data`'s images on N workers (see `estimate_sweep` for
     the assumptions). Throughputs come from every row (they do not depend on the images); the image count
     from the dataset's last recorded run."""
-    from ..core.progress import format_duration
     from ..core.results import load_results
     from ..core.results_db import live_runs
     from ..run.plan import FULL_IMAGES, estimate_sweep

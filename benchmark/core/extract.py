@@ -17,6 +17,7 @@ import numpy as np
 
 from backbones import BackboneSpec
 
+from .phases import CLOCK
 from .store import FeatureEntry
 
 # Features are written in chunks of this many images, so an interrupted
@@ -122,6 +123,7 @@ class Extractor:
             if self.warmed_up:
                 timing.images_timed += len(batch)
                 timing.seconds_timed += dt
+            CLOCK.add("forward" if self.warmed_up else "warmup", dt)
             self.warmed_up = True
             out.append(np.asarray(feats, dtype=np.float32))
             start += len(batch)

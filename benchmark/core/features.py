@@ -29,6 +29,7 @@ from .data import Split, SplitRecipe, mirrored, timing_split
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
 from .finetune import FineTuneConfig, split_base
 from .flops import count_flops
+from .phases import CLOCK
 from .progress import Progress, format_duration
 from .room import check_room, fine_tune_needs
 from .keys import feature_parts
@@ -195,7 +196,8 @@ def ensure_features(job: BackboneJob, splits: dict[str, Split] | None = None, ba
         WeightsUnavailable: when ImageNet weights had to be downloaded and could not be.
     """
     images = select_splits(job, job.data.make() if splits is None else splits)
-    looked_up = _lookup(job, images, store or Store(job.cache_dir), on_disk)
+    with CLOCK.phase("cache_lookup"):
+        looked_up = _lookup(job, images, store or Store(job.cache_dir), on_disk)
     out = {name: found for name, (_, found) in looked_up.items()}
     missing = {name: (images[name], entry) for name, (entry, found) in looked_up.items() if found is None}
     if missing:
@@ -217,24 +219,28 @@ def build_job_base(job: BackboneJob):
 def _extract(job: BackboneJob, missing: dict, base, echo, on_disk: bool = False) -> dict[str, FeatureSet]:
     """Extracts and saves `missing` (split name -> (images, entry)), resuming finished chunks."""
     sysinfo.reset_peak_rss()
+    start_rss_mb = sysinfo.rss_mb()  # what the process held before this job: a reused worker's leftovers
     t0 = time.perf_counter()
     progress = Progress(job.label or f"{job.backbone} @{job.img_size}px",
                         sum(len(split) for split, _ in missing.values()), echo)
     built_here = base is None
     try:
-        base = build_job_base(job) if built_here else base
-        out, resumed = _extract_with(job, base, missing, progress, on_disk)
+        if built_here:
+            with CLOCK.phase("build"):
+                base = build_job_base(job)
+        out, resumed = _extract_with(job, base, missing, progress, on_disk, start_rss_mb)
     finally:
-        if built_here:  # also after a failure: --no-isolate goes on with the next backbone
+        if built_here:  # also after a failure: --no-isolate and reused workers go on with the next job
             base = None
-            release_keras()
+            with CLOCK.phase("release"):
+                release_keras()
     progress.finish(f"built and extracted in {format_duration(time.perf_counter() - t0)}"
                     + (f" (resumed {resumed} finished chunks of an interrupted run)" if resumed else ""))
     return out
 
 
-def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress,
-                  on_disk: bool = False) -> tuple[dict[str, FeatureSet], int]:
+def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress, on_disk: bool = False,
+                  start_rss_mb: float | None = None) -> tuple[dict[str, FeatureSet], int]:
     bottom = split_base(base, job.cut)[0] if job.cut else base
     if on_disk and job.finetune is not None:  # before extracting anything: would the maps and the job fit?
         root = next(iter(missing.values()))[1].root
@@ -242,24 +248,33 @@ def _extract_with(job: BackboneJob, base, missing: dict, progress: Progress,
                                 job.chunk_size, FineTuneConfig(**job.finetune).batch_size, base.count_params(),
                                 job.spec.feature_dim)
         check_room(needs, root, f"fine-tuning {job.backbone} @{job.img_size}px")
-    hw = {"flops_per_img": count_flops(bottom), "matmul_peak_gflops": job.matmul_peak_gflops,
+    with CLOCK.phase("flops"):
+        flops = count_flops(bottom)
+    hw = {"flops_per_img": flops, "matmul_peak_gflops": job.matmul_peak_gflops,
           "host": socket.gethostname(), "device": sysinfo.device_name()}
     extractor = Extractor(make_extractor(bottom, job.spec, job.img_size), job.batch_size, on_batch=progress.update)
     out, resumed = {}, 0
     for name, (split, entry) in missing.items():
+        t0, timed_before = time.perf_counter(), _timed(CLOCK.seconds)
         if name == TIMING:  # timed for at most time_budget_s; no features kept
             timing = extractor.time_only(split.x, budget_s=job.time_budget_s)
             features, labels = np.zeros((0, job.spec.feature_dim), np.float16), np.zeros(0, np.int64)
         else:
             features, timing, reused = extract_split(entry, extractor, split.x, job.chunk_size, keep=not on_disk)
             labels, resumed = split.y, resumed + reused
-        meta = {"timing": timing.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(), **hw}
+        meta = {"timing": timing.as_dict(), "peak_rss_mb": sysinfo.peak_rss_mb(), "start_rss_mb": start_rss_mb,
+                **hw}
         if features is None:  # on disk: joined from the saved chunks, one at a time
             features = entry.save_chunks(len(split.x), job.chunk_size, labels, meta)
         else:
             entry.save(features, labels, meta)
+        CLOCK.add("extract_rest", time.perf_counter() - t0 - (_timed(CLOCK.seconds) - timed_before))
         out[name] = FeatureSet(features, labels, meta, entry.key, from_cache=False)
     return out, resumed
+
+
+def _timed(seconds: dict) -> float:
+    return seconds.get("warmup", 0.0) + seconds.get("forward", 0.0)
 
 
 def summed_timing(sets: dict[str, FeatureSet]) -> Timing:

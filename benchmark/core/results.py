@@ -19,7 +19,7 @@ import backbones
 from .atomic import write_json, write_npz, write_text
 from .transferability import SCORES
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 REGIMES = ("frozen", "finetune")
 
 
@@ -34,14 +34,15 @@ def _add_regime(frame: pd.DataFrame) -> None:
 # had no precision column (every row was fp32); schema 3 had no host and
 # device columns (unknown); schema 4 had no regime (every row was frozen);
 # schema 5 had no dataset column (every row was CIFAR-10); schema 6 had no
-# transferability columns (empty).
+# transferability columns (empty); schema 7 had no job_rss_mb (unknown).
 _MIGRATIONS = {2: lambda frame: frame.insert(2, "precision", "fp32"),
                3: lambda frame: frame.insert(frame.columns.get_loc("schema_version"), "host", None)
                or frame.insert(frame.columns.get_loc("schema_version"), "device", None),
                4: _add_regime,
                5: lambda frame: frame.insert(frame.columns.get_loc("data_fingerprint"), "dataset", DEFAULT_DATASET),
                6: lambda frame: [frame.insert(frame.columns.get_loc("per_class_acc"), col, None)
-                                 for col in TRANSFERABILITY_COLUMNS]}
+                                 for col in TRANSFERABILITY_COLUMNS],
+               7: lambda frame: frame.insert(frame.columns.get_loc("peak_rss_mb") + 1, "job_rss_mb", None)}
 DEFAULT_DATASET = "cifar10"
 TRANSFERABILITY_COLUMNS = (*SCORES, *(f"{name}_ms" for name in SCORES))  # new in schema 7
 
@@ -64,7 +65,11 @@ COLUMNS = {
     "images_timed": "images the throughput was measured on",
     "extract_wall_s": "wall seconds of the whole extraction, warm-up included",
     "batch_size": "extraction batch size actually used",
-    "peak_rss_mb": "peak resident memory (MiB) while this backbone was extracted",
+    "peak_rss_mb": "peak resident memory (MiB) of the process that extracted this backbone, while it did (the "
+                   "kernel's mark reset at the job's start): it includes what the process held when the job began, "
+                   "which in a reused worker is what earlier jobs left (up to --worker-max-rss-mb)",
+    "job_rss_mb": "the job's own high-water mark: peak_rss_mb minus the process's resident memory when the job "
+                  "began (its images and TensorFlow were loaded by then)",
     "gflops_per_img": "GFLOPs per image (2 x multiply-adds of conv and dense layers, counted from the graph)",
     "gflops_per_sec": "achieved GFLOP/s during extraction: gflops_per_img x samples_per_sec",
     "matmul_peak_gflops": ("this machine's fp32 matmul GFLOP/s, measured in the same run (or given by "
@@ -102,7 +107,8 @@ COLUMNS = {
 }
 
 
-FLOAT_COLUMNS = ("imagenet_top1", "samples_per_sec", "ms_per_img", "extract_wall_s", "peak_rss_mb", "gflops_per_img",
+FLOAT_COLUMNS = ("imagenet_top1", "samples_per_sec", "ms_per_img", "extract_wall_s", "peak_rss_mb", "job_rss_mb",
+                 "gflops_per_img",
                  "gflops_per_sec", "matmul_peak_gflops", "pct_of_peak", "val_acc", "test_acc", "test_ci_low",
                  "test_ci_high", "head_train_s", "ft_train_s", "logme", "hscore", "knn_acc", "logme_ms", "hscore_ms",
                  "knn_acc_ms")

@@ -44,15 +44,27 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB since the last reset."""
+def rss_mb() -> float | None:
+    """Resident memory of this process now, in MiB (None where /proc is missing)."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float | None:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB since the last reset."""
+    peak = _status_mb("VmHWM:")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

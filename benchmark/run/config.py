@@ -8,6 +8,8 @@ from ..core.extract import CHUNK_SIZE
 from ..core.heads import HEADS
 
 DEFAULT_IMG_SIZE = 128  # the quick default: accuracy grows with size, but so does the time
+WORKER_JOBS = 8  # jobs a worker process runs before a fresh one takes over (1: a fresh process per job)
+WORKER_MAX_RSS_MB = 3072  # a worker holding more than this after a job is recycled
 QUICK = {"n_train": 2000, "n_val": 500, "n_test": 2000}  # image counts of the quick protocol
 
 
@@ -27,8 +29,10 @@ class RunConfig:
         weights_from: a weights folder, "imagenet", "random", or None for
             `$BACKBONE_WEIGHTS_DIR` (else "imagenet").
         n_time_images, time_budget_s: images and seconds for timing-only rows.
-        isolate: extract each (backbone, img_size) in a fresh worker process
-            (the command line's default).
+        isolate: extract each (backbone, img_size) in a worker process, not
+            in this one (the command line's default).
+        worker_jobs, worker_max_rss_mb: a worker process is recycled after
+            this many jobs, or when it holds more than this after a job.
         regimes: "frozen" (heads on the frozen base's features) and/or
             "finetune" (the last stage and a head trained on cached maps).
     """
@@ -55,6 +59,8 @@ class RunConfig:
     chunk_size: int = CHUNK_SIZE
     precision: str = "fp32"  # "bf16": Keras mixed_bfloat16 for the base
     isolate: bool = False
+    worker_jobs: int = WORKER_JOBS
+    worker_max_rss_mb: float = WORKER_MAX_RSS_MB
     executor: str = "local"  # see parse_executor
     regimes: tuple = ("frozen",)  # and/or "finetune" (benchmark.core.results.REGIMES)
 

@@ -2,9 +2,11 @@
 
 Imported only when `--executor` asks for Dask (`pip install -r requirements-dask.txt`).
 Each job is plain data (`BackboneJob.as_dict()`); the Dask task runs it in a
-fresh `python -m benchmark.run.worker` process on the worker's machine (Dask
-workers are daemonic, so they cannot fork through `multiprocessing`), which
-also gives every job a fresh TensorFlow. A task that raises is retried once
+`python -m benchmark.run.worker` process on the worker's machine, the same
+`WorkerPool` as a local run's: a Dask worker lives for many jobs, and so does
+its TensorFlow worker process, recycled after `max_jobs` jobs or above an RSS
+bound (Dask workers are daemonic, so they cannot fork through
+`multiprocessing`; the pool starts its process with `subprocess`). A task that raises is retried once
 (`retries=1`); a task whose worker dies is rerun elsewhere by the scheduler,
 and resumes from the finished chunks in the shared cache.
 """
@@ -17,12 +19,13 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import uuid
 
 import distributed
 
 from ..core.features import BackboneJob
-from .executor import Executor, JobFailed, run_in_subprocess
+from .executor import WORKER_JOBS, WORKER_MAX_RSS_MB, Executor, JobFailed, WorkerPool
 
 CONNECT_TIMEOUT_S = 10
 LOOPBACK = "127.0.0.1"  # where local clusters listen: an unauthenticated Dask worker runs what it is sent
@@ -59,15 +62,29 @@ def gpu_worker_specs(devices: list[str]) -> dict:
             for device in devices}
 
 
-def run_job_task(job: dict) -> dict:
-    """The Dask task: one job in a fresh worker process on this Dask worker.
+_pools = threading.local()  # one WorkerPool per thread of a Dask worker: each runs one task at a time
+
+
+def run_job_task(job: dict, pool: dict | None = None) -> dict:
+    """The Dask task: one job in this Dask worker thread's worker process.
+
+    Args:
+        job: `BackboneJob.as_dict()`.
+        pool: the `WorkerPool`'s settings, `{"max_jobs": N, "max_rss_mb": MB}`.
 
     Raises:
         RuntimeError: a builtin exception carrying the failure as JSON, so
             that it passes through a scheduler that cannot import this project.
     """
+    settings = {"max_jobs": WORKER_JOBS, "max_rss_mb": WORKER_MAX_RSS_MB, **(pool or {})}
+    current = getattr(_pools, "pool", None)
+    if current is None or (current.max_jobs, current.max_rss_mb) != (settings["max_jobs"], settings["max_rss_mb"]):
+        if current is not None:
+            current.close()
+        # no retry of its own: the task's `retries=1` reruns it, and a failure has dropped the old worker
+        current = _pools.pool = WorkerPool(settings["max_jobs"], settings["max_rss_mb"], retry=False)
     try:
-        return run_in_subprocess(job)
+        return current.run(job)
     except JobFailed as err:
         raise RuntimeError(json.dumps({"message": str(err), "error_type": err.error_type,
                                        "host": err.host or socket.gethostname()})) from None
@@ -77,7 +94,7 @@ def run_job_task(job: dict) -> dict:
 # expression and the job's dict. The scheduler unpickles task graphs, so a task
 # made only of plain data runs on a scheduler without this project installed;
 # the workers import it.
-TASK = "__import__('benchmark.run.dask_executor', fromlist=['run_job_task']).run_job_task(job)"
+TASK = "__import__('benchmark.run.dask_executor', fromlist=['run_job_task']).run_job_task(job, pool)"
 
 
 class TaskFuture:
@@ -113,13 +130,16 @@ class DaskExecutor(Executor):
         n_workers: the local cluster's workers (one thread each).
         gpus: a local cluster of one worker per visible GPU, each pinned with
             `CUDA_VISIBLE_DEVICES`.
+        max_jobs, max_rss_mb: when each Dask worker's TensorFlow process is recycled (`WorkerPool`).
 
     Raises:
         ConnectionError: naming the address when no scheduler answers within 10 s.
         ValueError: for `gpus=True` on a machine without a visible GPU.
     """
 
-    def __init__(self, address: str | None = None, n_workers: int | None = None, gpus: bool = False):
+    def __init__(self, address: str | None = None, n_workers: int | None = None, gpus: bool = False,
+                 max_jobs: int = WORKER_JOBS, max_rss_mb: float = WORKER_MAX_RSS_MB):
+        self.pool = {"max_jobs": max_jobs, "max_rss_mb": max_rss_mb}
         self.cluster = None
         if address is None:
             self.cluster = self._local_cluster(n_workers, gpus)
@@ -158,7 +178,7 @@ class DaskExecutor(Executor):
     def submit(self, job: BackboneJob) -> TaskFuture:
         key = f"extract {job.backbone} @{job.img_size}px {uuid.uuid4().hex[:8]}"
         self.names[key] = f"{job.backbone} @{job.img_size}px"
-        return TaskFuture(self.client.submit(eval, TASK, {"job": job.as_dict()}, key=key, pure=False, retries=1))
+        return TaskFuture(self.client.submit(eval, TASK, {"job": job.as_dict(), "pool": self.pool}, key=key, pure=False, retries=1))
 
     def status(self) -> str:
         """Which worker runs what, for the progress line."""

@@ -24,6 +24,8 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
     sps, flops, peak = timing.samples_per_sec, meta.get("flops_per_img"), meta.get("matmul_peak_gflops")
     gflops = flops * sps / 1e9 if flops and sps else None
     peak_rss = max((found.meta.get("peak_rss_mb") or 0) for found in sets.values()) or None
+    starts = [found.meta["start_rss_mb"] for found in sets.values() if found.meta.get("start_rss_mb") is not None]
+    job_rss = peak_rss - min(starts) if peak_rss and starts else None
     return {
         "model": spec.name, "img_size": img_size, "precision": config.precision, "weights": weights.label,
         "family": spec.family, "param_count": spec.param_count, "feature_dim": spec.feature_dim,
@@ -31,6 +33,7 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
         "samples_per_sec": _round(sps, 3), "ms_per_img": _round(1000 / sps if sps else None, 3),
         "images_timed": timing.images_timed, "extract_wall_s": round(timing.wall_s, 3),
         "batch_size": timing.batch_size, "peak_rss_mb": _round(peak_rss, 1),
+        "job_rss_mb": None if job_rss is None else round(job_rss, 1),
         "gflops_per_img": _round(flops / 1e9 if flops else None, 4), "gflops_per_sec": _round(gflops, 2),
         "matmul_peak_gflops": _round(peak, 1),
         "pct_of_peak": _round(100 * gflops / peak if gflops and peak else None, 1),

@@ -34,6 +34,7 @@ from ..core.flops import PEAK_ENV, given_peak_gflops, matmul_peak_gflops
 from ..core.heads import HEADS, HeadConfig
 from ..core.keys import SCORED
 from ..core.networks import ensure_head, load_finetuned
+from ..core.phases import CLOCK
 from ..core.progress import format_duration
 from ..core.results import prediction_key, write_examples
 from ..core.results_db import ResultsDB
@@ -159,6 +160,7 @@ class Pending:
     job: BackboneJob
     cached: bool = False
     future: object = None
+    submit_s: float = 0.0  # seconds the executor's submit took (the whole job, for a synchronous one)
 
 
 class Runner:
@@ -185,12 +187,14 @@ class Runner:
         """fp32 matmul GFLOP/s of this machine, measured once per run when first needed."""
         if self._peak is None:
             given = given_peak_gflops()
-            self._peak = given or matmul_peak_gflops()
+            with CLOCK.phase("matmul_peak"):
+                self._peak = given or matmul_peak_gflops()
             self.echo(f"fp32 matmul peak: {self._peak:.1f} GFLOP/s ({f'from ${PEAK_ENV}' if given else 'measured'})")
         return self._peak
 
     def run(self):
-        prepared = prepare(self.config, self.store, self.echo)
+        with CLOCK.phase("prepare"):
+            prepared = prepare(self.config, self.store, self.echo)
         self.dataset = prepared.dataset
         own = self.executor is None
         executor = make_executor(self.config, prepared.splits, self.echo) if own else self.executor
@@ -214,11 +218,13 @@ class Runner:
                 task_rows = self.collect(prepared, pending.pop(i), spec, img_size, regime, predictions, executor,
                                          t_start)
                 rows.extend(task_rows)
-                added, replaced, frame = db.add(run_id, task_rows, {**prepared.environment, "hosts": _hosts(rows),
-                                                                    "failed": self.failures})
-                self.added, self.replaced = self.added + added, self.replaced + replaced
-                with db.locked():  # another run into the same folder merges its predictions too
-                    write_examples(self.config.out, prepared.splits["test"], predictions, prepared.dataset)
+                with CLOCK.phase("write_results"):
+                    added, replaced, frame = db.add(run_id, task_rows, {
+                        **prepared.environment, "hosts": _hosts(rows), "failed": self.failures,
+                        "phases_s": CLOCK.snapshot()})
+                    self.added, self.replaced = self.added + added, self.replaced + replaced
+                    with db.locked():  # another run into the same folder merges its predictions too
+                        write_examples(self.config.out, prepared.splits["test"], predictions, prepared.dataset)
                 self.echo_task(self.prefix(i, tasks), task_rows, time.perf_counter() - t0,
                                self.sweep_progress(i, work, time.perf_counter() - t_start))
         except KeyboardInterrupt:
@@ -271,10 +277,15 @@ class Runner:
         if in_cache(job, prepared.splits, self.store) and (  # read when its turn comes, not all at once ahead
                 job.finetune is None or self.finetuned(job, prepared) is not None):
             return Pending(job, cached=True)
-        return Pending(job, future=self.submit(job, executor))
+        future, submit_s = self.submit(job, executor)
+        return Pending(job, future=future, submit_s=submit_s)
 
-    def submit(self, job: BackboneJob, executor):
-        return executor.submit(replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname()))
+    def submit(self, job: BackboneJob, executor) -> tuple:
+        """`(future, seconds the executor's submit took)`: a synchronous executor runs the whole job in it."""
+        job = replace(job, matmul_peak_gflops=self.matmul_peak(), peak_host=socket.gethostname())
+        t0 = time.perf_counter()
+        future = executor.submit(job)
+        return future, time.perf_counter() - t0
 
     def cached(self, job: BackboneJob, prepared: Prepared) -> dict:
         """The job's cache entries: features for heads to train on; for a fine-tuned job, metadata only."""
@@ -300,15 +311,16 @@ class Runner:
     def finish(self, prepared: Prepared, pending: Pending, executor, t_start: float):
         """`(sets, from_cache, weights)`. A failed ImageNet download falls back to random
         weights: the backbone is still timed, and its accuracy is left empty."""
-        job, future = pending.job, pending.future
+        job, future, submit_s = pending.job, pending.future, pending.submit_s
         if pending.cached:
-            sets = self.cached(job, prepared)
+            with CLOCK.phase("read_features"):
+                sets = self.cached(job, prepared)
             if all(found is not None for found in sets.values()):
                 self.echo(f"{job.label}  {'maps and fine-tuned scores' if job.finetune else 'features'} from cache")
                 return sets, True, job.weights
-            future = self.submit(job, executor)  # an entry failed verification: make it now
+            future, submit_s = self.submit(job, executor)  # an entry failed verification: make it now
         try:
-            self.wait(future, executor, t_start)
+            self.wait(future, executor, t_start, submit_s)
         except Exception as err:
             if not (is_download_failure(err) and job.weights.kind == "imagenet"):
                 raise
@@ -316,8 +328,10 @@ class Runner:
                         "pass --weights-dir (README: 'Offline use').", str(err).splitlines()[-1], job.backbone,
                         job.spec.weights_filename)
             job = self.job(prepared, job.spec, job.img_size, backbones.WeightsSource("random"), job.label, "frozen")
-            self.wait(self.submit(job, executor), executor, t_start)
-        sets = self.cached(job, prepared)
+            future, submit_s = self.submit(job, executor)
+            self.wait(future, executor, t_start, submit_s)
+        with CLOCK.phase("read_features"):
+            sets = self.cached(job, prepared)
         missing = [name for name, found in sets.items() if found is None]
         if missing:
             raise JobFailed(f"the worker for {job.backbone} @{job.img_size}px finished but the cache lacks "
@@ -327,13 +341,21 @@ class Runner:
                             f"fine-tuned scores: is {self.store.root} the same folder for the worker?")
         return sets, False, job.weights
 
-    def wait(self, future, executor, t_start: float):
-        """`future.result()`, with a sweep status line every `status_every_s` while it runs elsewhere."""
+    def wait(self, future, executor, t_start: float, submit_s: float = 0.0) -> dict:
+        """`future.result()`, with a sweep status line every `status_every_s` while it runs elsewhere.
+        The job's phases join this process's clock; the rest of the time since its submit (`submit_s` in
+        submit, then this wait) is `job_transfer`."""
+        t0 = time.perf_counter()
         while True:
             try:
-                return future.result(timeout=self.status_every_s)
+                report = future.result(timeout=self.status_every_s)
+                break
             except (TimeoutError, FutureTimeout):
                 self.echo(f"[sweep] {format_duration(time.perf_counter() - t_start)} elapsed; {executor.status()}")
+        phases = report.get("phases") or {}
+        CLOCK.merge(phases)
+        CLOCK.add("job_transfer", max(0.0, submit_s + time.perf_counter() - t0 - sum(phases.values())))
+        return report
 
     def task_rows(self, prepared: Prepared, spec, img_size: int, sets, from_cache: bool, weights,
                   predictions: dict, job: BackboneJob) -> list[dict]:
@@ -349,9 +371,11 @@ class Runner:
             scored = [(finetuned_row(shared, result), result)]
         else:
             train = sets["train"]
-            shared = {**shared, **ensure_scores(train.features, train.labels, train.key, self.store)}
-            scored = [(head_row(shared, kind, result, spec.feature_dim), result)
-                      for kind, result in ((kind, self.head(kind, sets)) for kind in self.config.heads)]
+            with CLOCK.phase("scores"):
+                shared = {**shared, **ensure_scores(train.features, train.labels, train.key, self.store)}
+            with CLOCK.phase("heads"):
+                scored = [(head_row(shared, kind, result, spec.feature_dim), result)
+                          for kind, result in ((kind, self.head(kind, sets)) for kind in self.config.heads)]
         for row, result in scored:
             predictions[prediction_key(row)] = np.asarray(result["test_pred"], np.int64)
         return [row for row, _ in scored]
@@ -384,13 +408,15 @@ def make_executor(config: RunConfig, splits: dict[str, Split], echo=print):
     """The executor `config` asks for; Dask is imported only here, and only when asked."""
     chosen = parse_executor(config.executor)
     if chosen["kind"] == "local":
-        return ProcessExecutor() if config.isolate else InlineExecutor(splits, echo)
+        return ProcessExecutor(config.worker_jobs, config.worker_max_rss_mb, echo) if config.isolate \
+            else InlineExecutor(splits, echo)
     try:
         from .dask_executor import DaskExecutor
     except ImportError as err:
         raise ValueError(f"--executor {config.executor} needs Dask distributed ({err}); "
                          f"pip install -r requirements-dask.txt") from None
-    executor = DaskExecutor(chosen.get("address"), chosen.get("n_workers"), chosen.get("gpus", False))
+    executor = DaskExecutor(chosen.get("address"), chosen.get("n_workers"), chosen.get("gpus", False),
+                            config.worker_jobs, config.worker_max_rss_mb)
     echo(f"Dask: {len(executor.workers())} workers at {executor.client.scheduler.address}")
     return executor
 

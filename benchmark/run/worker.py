@@ -1,16 +1,20 @@
-"""One `BackboneJob` in a fresh process: `python -m benchmark.run.worker JOB_JSON REPORT_PATH`.
+"""The worker: `BackboneJob`s in a process of their own, `python -m benchmark.run.worker --serve REPLY_FD`.
 
-TensorFlow does not hand a finished model's memory back to the OS, so in one
-long `--all` process every backbone's peak RSS would include the leftovers of
-the ones before it (measured: from 1.9 GB for the first to 4.9 GB for the
-last). The runner therefore gives each (backbone, img_size) with features to
-make to a fresh worker. The worker does only its job's setup: it rebuilds
+The worker imports TensorFlow once, reads one job (JSON) per line on stdin,
+runs it, clears the Keras session and writes its report (JSON) as one line to
+the file descriptor REPLY_FD, then waits for the next job; it exits at the end
+of its input. TensorFlow does not hand all of a finished model's memory back
+to the OS (measured in one long `--all` process: from 1.9 GB for the first
+backbone to 4.9 GB for the last), so the runner's `WorkerPool` recycles a
+worker after a few jobs or above an RSS bound, and the report gives each job's
+own high-water mark above what the process held when it began
+(`job_rss_mb`). For each job the worker does only its setup: it rebuilds
 the job's images from the recipe and checks them against the planned
 fingerprint, checks its weights file, measures the matmul peak when the job
 carries none for this host, and calls `ensure_features`, which writes the
 cache (and, for a fine-tuned-regime job, `ensure_finetuned`, which leaves its
-scores in the cache's head store). It then writes a small JSON report (keys, timing, peak RSS, host)
-and exits. It imports nothing but `benchmark.core` and the registry.
+scores in the cache's head store). Its report holds the keys, timing, peak RSS, host and the seconds of
+each phase (`benchmark.core.phases`). It imports nothing but `benchmark.core` and the registry.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import sys
 import time
 from dataclasses import replace
 
-from ..core.atomic import write_json
+from ..core import sysinfo
 from ..core.data import DataError, Split, splits_fingerprint
 from ..core.features import BackboneJob, ensure_features, summed_timing
 from ..core.networks import ensure_finetuned
+from ..core.phases import CLOCK
 from ..core.progress import quiet_framework
 
 
@@ -43,16 +48,27 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
         WeightsUnavailable: when the ImageNet download failed.
     """
     host, t0 = socket.gethostname(), time.perf_counter()
-    if splits is None:
-        splits = _load_splits(job, host)
-        _check_weights(job, host)
-    if job.peak_host != host:  # another machine: its own peak, for its own pct_of_peak
-        from ..core.flops import machine_peak_gflops
+    outer = CLOCK.take()  # in process (--no-isolate), the runner's own phases so far: handed back below
+    try:
+        if splits is None:
+            with CLOCK.phase("worker_data"):
+                splits = _load_splits(job, host)
+            with CLOCK.phase("weights_check"):
+                _check_weights(job, host)
+        if job.peak_host != host:  # another machine: its own peak, for its own pct_of_peak
+            from ..core.flops import machine_peak_gflops
 
-        job = replace(job, matmul_peak_gflops=machine_peak_gflops(), peak_host=host)
-    # a fine-tuning job's maps stay on disk: its memory must not grow with the images (45,000 maps can be GBs)
-    sets = ensure_features(job, splits, echo=echo, on_disk=job.finetune is not None)
-    finetuned = ensure_finetuned(job, sets, seed=job.data.seed, echo=echo) if job.finetune is not None else None
+            with CLOCK.phase("matmul_peak"):
+                job = replace(job, matmul_peak_gflops=machine_peak_gflops(), peak_host=host)
+        # a fine-tuning job's maps stay on disk: its memory must not grow with the images (45,000 maps can be GBs)
+        sets = ensure_features(job, splits, echo=echo, on_disk=job.finetune is not None)
+        finetuned = None
+        if job.finetune is not None:
+            with CLOCK.phase("finetune"):
+                finetuned = ensure_finetuned(job, sets, seed=job.data.seed, echo=echo)
+    finally:
+        phases = CLOCK.take()
+        CLOCK.merge(outer)
     return {"ok": True, "backbone": job.backbone, "img_size": job.img_size, "host": host,
             "keys": {name: found.key for name, found in sets.items()},
             "timing": summed_timing(sets).as_dict(),
@@ -60,7 +76,7 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
             "matmul_peak_gflops": job.matmul_peak_gflops,
             "from_cache": all(found.from_cache for found in sets.values()),
             "finetuned_val_acc": finetuned and finetuned["val_acc"],
-            "wall_s": round(time.perf_counter() - t0, 3)}
+            "phases": phases, "wall_s": round(time.perf_counter() - t0, 3)}
 
 
 def _load_splits(job: BackboneJob, host: str) -> dict[str, Split]:
@@ -98,24 +114,64 @@ def _die_with_parent() -> None:
         pass
 
 
+def failure_report(job: BackboneJob, err: BaseException) -> dict:
+    """The report of a job that raised: its error's class and message, and this host."""
+    return {"ok": False, "backbone": job.backbone, "img_size": job.img_size, "host": socket.gethostname(),
+            "error_type": type(err).__name__, "error": str(err)}
+
+
+def serve(jobs, reply) -> int:
+    """Runs each job (one JSON line of `jobs`), and writes its report as one JSON line to `reply`.
+
+    Between jobs the Keras session is cleared (`release_keras`), and each
+    report carries the process's resident memory after that (`rss_mb`), which
+    the runner's pool compares with its recycling bound. Returns 0 at the end
+    of `jobs`, 130 on Ctrl-C.
+    """
+    from ..core.features import release_keras
+
+    for line in iter(jobs.readline, ""):
+        if not line.strip():
+            continue
+        job = BackboneJob.from_dict(json.loads(line))
+        try:
+            report = run_job(job)
+        except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the runner reports it once
+            return 130
+        except Exception as err:  # one line here; the runner reports it with the job's name
+            print(f"worker error: {type(err).__name__}: {err}", file=sys.stderr)
+            report = failure_report(job, err)
+        with CLOCK.phase("release"):  # a failed job's leftovers too; most jobs released their model already
+            release_keras()
+        phases = report.get("phases") or {}
+        for name, seconds in CLOCK.take().items():
+            phases[name] = round(phases.get(name, 0.0) + seconds, 3)
+        report["phases"] = phases
+        report["rss_mb"] = sysinfo.rss_mb()
+        reply.write(json.dumps(report) + "\n")
+        reply.flush()
+    return 0
+
+
 def main(argv=None) -> int:
-    """Runs the job in `argv[0]` (JSON) and writes its report to `argv[1]`; exit 0 when it succeeded."""
+    """`--serve REPLY_FD`: jobs from stdin, reports to REPLY_FD, until stdin ends."""
     _die_with_parent()
     quiet_framework(os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0")  # the runner's -v reaches here as level 0
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    job_json, report_path = sys.argv[1:] if argv is None else argv
-    job = BackboneJob.from_dict(json.loads(job_json))
-    try:
-        report = run_job(job)
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the runner reports it once
-        return 130
-    except Exception as err:  # one line here; the runner reports it with the job's name (--no-isolate: traceback)
-        print(f"worker error: {type(err).__name__}: {err}", file=sys.stderr)
-        report = {"ok": False, "backbone": job.backbone, "img_size": job.img_size, "host": socket.gethostname(),
-                  "error_type": type(err).__name__, "error": str(err)}
-    write_json(report_path, report)
-    return 0 if report["ok"] else 1
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--serve" or not args[1].isdigit():
+        print("usage: python -m benchmark.run.worker --serve REPLY_FD (jobs as JSON lines on stdin)", file=sys.stderr)
+        return 2
+    import keras  # noqa: F401  (TensorFlow's import is part of the worker's start, not of its first job)
+
+    with os.fdopen(int(args[1]), "w") as reply:
+        reply.write(json.dumps({"ready": True}) + "\n")
+        reply.flush()
+        try:
+            return serve(sys.stdin, reply)
+        except KeyboardInterrupt:
+            return 130
 
 
 if __name__ == "__main__":
