@@ -9,17 +9,18 @@ import sys
 import pytest
 
 from backbones import WeightsSource
-from benchmark.core.data import SplitRecipe
+from benchmark.core.data import SplitRecipe, splits_fingerprint
 from benchmark.core.features import BackboneJob
 from benchmark.run.executor import JobFailed, WorkerPool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _job(data_dir: str, cache: str, name: str = "MobileNetV3Small", img_size: int = 32) -> dict:
+def _job(data_dir: str, cache: str, name: str = "MobileNetV3Small", img_size: int = 32, fingerprint: str = "") -> dict:
     """A timing-only job on a few tiny images, with the matmul peak given (the worker would measure it)."""
     recipe = SplitRecipe(n_val_holdout=100, n_train=100, n_val=50, n_test=50, data_dir=data_dir)
     return BackboneJob(name, img_size, WeightsSource("random"), splits=("timing",), data=recipe, cache_dir=cache,
+                       data_fingerprint=fingerprint,
                        n_time_images=8, batch_size=8, time_budget_s=1.0, matmul_peak_gflops=100.0,
                        peak_host=socket.gethostname(), label=f"{name} @{img_size}px").as_dict()
 
@@ -42,13 +43,17 @@ def pool():
 def test_jobs_share_a_worker_until_it_is_recycled(pool, tiny_cifar_dir, tmp_path):
     workers = pool(max_jobs=2)
     names = ("MobileNetV3Small", "MobileNet", "MobileNetV2")
-    reports = [workers.run(_job(tiny_cifar_dir, str(tmp_path), name)) for name in names]
+    recipe = SplitRecipe(n_val_holdout=100, n_train=100, n_val=50, n_test=50, data_dir=tiny_cifar_dir)
+    planned = splits_fingerprint(recipe.make())
+    reports = [workers.run(_job(tiny_cifar_dir, str(tmp_path), name, fingerprint=planned)) for name in names]
     assert [r["worker_job"] for r in reports] == [1, 2, 1] and workers.starts == 2
     # the start-up is the phase of the job that started the worker, and only of that one
     assert [("worker_start" in r["phases"]) for r in reports] == [True, False, True]
     for report in reports:
         assert report["ok"] and report["phases"]["forward"] > 0 and report["phases"]["build"] > 0
         assert report["timing"]["images_timed"] > 0 and report["rss_mb"] > 0 and report["peak_rss_mb"] > 0
+    # the second job in a worker reuses the images the first one loaded and checked
+    assert reports[1]["phases"]["worker_data"] < reports[0]["phases"]["worker_data"]
     assert workers.process is not None  # the third job's worker waits for more
     workers.close()
     assert workers.process is None

@@ -79,7 +79,16 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
             "phases": phases, "wall_s": round(time.perf_counter() - t0, 3)}
 
 
+_held: dict = {}  # a reused worker's last images, by (recipe, fingerprint): the run's next job needs the same
+
+
 def _load_splits(job: BackboneJob, host: str) -> dict[str, Split]:
+    """The job's images, rebuilt from its recipe and checked against the planned fingerprint. A reused worker
+    keeps the last ones: a job with the same recipe and the same planned fingerprint gets them again."""
+    token = (repr(job.data), job.data_fingerprint)
+    if job.data_fingerprint and _held.get("token") == token:
+        return _held["splits"]
+    _held.clear()  # the old images go before the new ones are loaded
     splits = job.data.make()
     if job.data_fingerprint and splits_fingerprint(splits) != job.data_fingerprint:
         where = (job.data.data if job.data.data != "cifar10" else
@@ -87,6 +96,7 @@ def _load_splits(job: BackboneJob, host: str) -> dict[str, Split]:
         raise DataError(f"on {host}, the data {where} gives other images than the run was planned with "
                         f"(fingerprint mismatch: a changed folder, or another copy); "
                         f"point every worker at the same data folder")
+    _held.update(token=token, splits=splits)
     return splits
 
 
@@ -123,8 +133,8 @@ def failure_report(job: BackboneJob, err: BaseException) -> dict:
 def serve(jobs, reply) -> int:
     """Runs each job (one JSON line of `jobs`), and writes its report as one JSON line to `reply`.
 
-    Between jobs the Keras session is cleared (`release_keras`), and each
-    report carries the process's resident memory after that (`rss_mb`), which
+    The Keras session is cleared after each job (`release_keras`: by the job
+    itself, or here after a failure), and each report carries the process's resident memory after that (`rss_mb`), which
     the runner's pool compares with its recycling bound. Returns 0 at the end
     of `jobs`, 130 on Ctrl-C.
     """
@@ -141,8 +151,9 @@ def serve(jobs, reply) -> int:
         except Exception as err:  # one line here; the runner reports it with the job's name
             print(f"worker error: {type(err).__name__}: {err}", file=sys.stderr)
             report = failure_report(job, err)
-        with CLOCK.phase("release"):  # a failed job's leftovers too; most jobs released their model already
-            release_keras()
+        if not report["ok"]:  # a job that went well has released its models itself (features, networks)
+            with CLOCK.phase("release"):
+                release_keras()
         phases = report.get("phases") or {}
         for name, seconds in CLOCK.take().items():
             phases[name] = round(phases.get(name, 0.0) + seconds, 3)
