@@ -104,6 +104,12 @@ def test_dask_cluster_gives_the_local_table(cluster, tiny_cifar_dir, fake_weight
     pd.testing.assert_frame_equal(_stable(tmp_path / "local"), _stable(tmp_path / "dask"))
     rows = pd.read_csv(tmp_path / "dask" / "results.csv")
     assert rows["host"].notna().all() and rows["device"].notna().all() and rows["matmul_peak_gflops"].gt(0).all()
+    # the Dask workers live on, but the run ended their TensorFlow job processes (they held GBs between runs)
+    import psutil
+
+    left = [child.cmdline() for worker in cluster.workers for child in psutil.Process(worker.pid).children(True)
+            if "benchmark.run.worker" in " ".join(child.cmdline())]
+    assert not left, left
     assert "hosts" in open(tmp_path / "dask" / "environment.json").read()
 
 

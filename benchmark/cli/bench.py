@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--worker-max-rss-mb", type=_positive_int, default=WORKER_MAX_RSS_MB, metavar="MB",
                      help=f"recycle a worker process holding more than this after a job (default {WORKER_MAX_RSS_MB})")
     run.add_argument("--executor", default="local",
-                     help="where extraction jobs run: local (default: a worker process each, one at a time), "
+                     help="where extraction jobs run: local (default: worker processes here, one job at a time), "
                           "dask-local:N (a local Dask cluster of N workers), dask-local:gpus (one worker per "
                           "visible GPU), dask://HOST:PORT or tls://HOST:PORT (a running Dask scheduler; needs "
                           "pip install -r requirements-dask.txt)")

@@ -218,8 +218,9 @@ def build_job_base(job: BackboneJob):
 
 def _extract(job: BackboneJob, missing: dict, base, echo, on_disk: bool = False) -> dict[str, FeatureSet]:
     """Extracts and saves `missing` (split name -> (images, entry)), resuming finished chunks."""
-    sysinfo.reset_peak_rss()
-    start_rss_mb = sysinfo.rss_mb()  # what the process held before this job: a reused worker's leftovers
+    # what the process held before this job (a reused worker's leftovers); unknown where the kernel keeps the
+    # lifetime peak, which would then include earlier jobs' peaks
+    start_rss_mb = sysinfo.rss_mb() if sysinfo.reset_peak_rss() else None
     t0 = time.perf_counter()
     progress = Progress(job.label or f"{job.backbone} @{job.img_size}px",
                         sum(len(split) for split, _ in missing.values()), echo)

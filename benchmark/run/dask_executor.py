@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ import distributed
 from ..core.features import BackboneJob
 from .executor import WORKER_JOBS, WORKER_MAX_RSS_MB, Executor, JobFailed, WorkerPool
 
+log = logging.getLogger("benchmark")
 CONNECT_TIMEOUT_S = 10
 LOOPBACK = "127.0.0.1"  # where local clusters listen: an unauthenticated Dask worker runs what it is sent
 
@@ -63,6 +65,17 @@ def gpu_worker_specs(devices: list[str]) -> dict:
 
 
 _pools = threading.local()  # one WorkerPool per thread of a Dask worker: each runs one task at a time
+_made: list = []  # every pool this Dask worker made, for close_pools
+_made_lock = threading.Lock()
+
+
+def close_pools() -> int:
+    """Ends this Dask worker's TensorFlow worker processes (each pool starts a new one when a job comes);
+    `DaskExecutor.close` runs it on every worker, so none holds its memory between runs. Returns how many
+    were running."""
+    with _made_lock:
+        pools = list(_made)
+    return sum(pool.close() is not None for pool in pools)
 
 
 def run_job_task(job: dict, pool: dict | None = None) -> dict:
@@ -83,6 +96,8 @@ def run_job_task(job: dict, pool: dict | None = None) -> dict:
             current.close()
         # no retry of its own: the task's `retries=1` reruns it, and a failure has dropped the old worker
         current = _pools.pool = WorkerPool(settings["max_jobs"], settings["max_rss_mb"], retry=False)
+        with _made_lock:
+            _made.append(current)
     try:
         return current.run(job)
     except JobFailed as err:
@@ -95,6 +110,7 @@ def run_job_task(job: dict, pool: dict | None = None) -> dict:
 # made only of plain data runs on a scheduler without this project installed;
 # the workers import it.
 TASK = "__import__('benchmark.run.dask_executor', fromlist=['run_job_task']).run_job_task(job, pool)"
+CLOSE = "__import__('benchmark.run.dask_executor', fromlist=['close_pools']).close_pools()"
 
 
 class TaskFuture:
@@ -194,7 +210,12 @@ class DaskExecutor(Executor):
         self.client.cancel([f.future for f in futures if isinstance(f, TaskFuture)])
 
     def close(self) -> None:
-        """Closes the client, and the local cluster when this executor started one."""
+        """Ends the workers' TensorFlow processes, closes the client, and the local cluster when this executor
+        started one."""
+        try:
+            self.client.run(eval, CLOSE)
+        except Exception as err:  # a worker that went away, or one without the project: its processes end with it
+            log.warning("could not end the Dask workers' job processes: %s: %s", type(err).__name__, err)
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -202,6 +202,9 @@ class WorkerPool:
         try:
             self.process = subprocess.Popen(self.command(write_end), stdin=subprocess.PIPE, pass_fds=(write_end,),
                                             env=_worker_env(), text=True)
+        except BaseException:
+            os.close(read_end)
+            raise
         finally:
             os.close(write_end)
         self.reply = os.fdopen(read_end)
@@ -238,9 +241,10 @@ class WorkerPool:
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
-        if self.reply is not None:
-            self.reply.close()
-            self.reply = None
+        finally:
+            if self.reply is not None:
+                self.reply.close()
+                self.reply = None
         return code
 
 
@@ -255,8 +259,10 @@ def _parse(line: str) -> dict | None:
         return None
 
 
-def exit_reason(code: int) -> str:
+def exit_reason(code: int | None) -> str:
     """What a worker's exit code without a report means, and what to do about it."""
+    if code is None:
+        return "it was ended while the run was closing its workers (an interrupted run)."
     if code == -signal.SIGKILL:
         return ("it was killed (SIGKILL), most likely by the kernel's out-of-memory killer: the job needed more "
                 "memory than was free. Close other programs, or give it fewer images (--train-size) or a smaller "

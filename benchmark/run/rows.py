@@ -24,8 +24,10 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
     sps, flops, peak = timing.samples_per_sec, meta.get("flops_per_img"), meta.get("matmul_peak_gflops")
     gflops = flops * sps / 1e9 if flops and sps else None
     peak_rss = max((found.meta.get("peak_rss_mb") or 0) for found in sets.values()) or None
-    starts = [found.meta["start_rss_mb"] for found in sets.values() if found.meta.get("start_rss_mb") is not None]
-    job_rss = peak_rss - min(starts) if peak_rss and starts else None
+    # each split's peak against its own start: a partly cached job's splits were made by different processes
+    grown = [found.meta["peak_rss_mb"] - found.meta["start_rss_mb"] for found in sets.values()
+             if found.meta.get("peak_rss_mb") is not None and found.meta.get("start_rss_mb") is not None]
+    job_rss = max(grown) if grown else None
     return {
         "model": spec.name, "img_size": img_size, "precision": config.precision, "weights": weights.label,
         "family": spec.family, "param_count": spec.param_count, "feature_dim": spec.feature_dim,

@@ -1,7 +1,7 @@
 """The benchmark runner: for each (backbone, img_size, regime) get features, train heads, write rows.
 
-Features come from `ensure_features`, through an executor (a fresh worker
-process per job by default). In the fine-tuned regime the job extracts the
+Features come from `ensure_features`, through an executor (by default a
+worker process that runs several jobs in turn, `executor.WorkerPool`). In the fine-tuned regime the job extracts the
 maps below the backbone's cut and fine-tunes above it where it runs
 (`ensure_finetuned`); the runner reads the scores from the cache. Every
 expensive result is cached (features per split, head metrics, fine-tuned
@@ -193,6 +193,7 @@ class Runner:
         return self._peak
 
     def run(self):
+        CLOCK.take()  # this run's phases only (a caller may run several in one process)
         with CLOCK.phase("prepare"):
             prepared = prepare(self.config, self.store, self.echo)
         self.dataset = prepared.dataset

@@ -154,12 +154,10 @@ def serve(jobs, reply) -> int:
         if not report["ok"]:  # a job that went well has released its models itself (features, networks)
             with CLOCK.phase("release"):
                 release_keras()
-        phases = report.get("phases") or {}
-        for name, seconds in CLOCK.take().items():
-            phases[name] = round(phases.get(name, 0.0) + seconds, 3)
-        report["phases"] = phases
+        CLOCK.merge(report.get("phases"))
+        report["phases"] = CLOCK.take()
         report["rss_mb"] = sysinfo.rss_mb()
-        reply.write(json.dumps(report) + "\n")
+        reply.write(json.dumps(report, default=str) + "\n")
         reply.flush()
     return 0
 
@@ -176,6 +174,7 @@ def main(argv=None) -> int:
         return 2
     import keras  # noqa: F401  (TensorFlow's import is part of the worker's start, not of its first job)
 
+    os.set_inheritable(int(args[1]), False)  # a process this one starts must not hold the runner's reply pipe open
     with os.fdopen(int(args[1]), "w") as reply:
         reply.write(json.dumps({"ready": True}) + "\n")
         reply.flush()
