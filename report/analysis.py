@@ -32,8 +32,9 @@ def ksl_settings(frame: pd.DataFrame) -> list[tuple[str, object]]:
     return [("frozen", "best"), ("frozen", "native"), *[("frozen", s) for s in sizes(frame)], ("finetune", "best")]
 
 
-def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
-    """The numbers the paper derives from the results: the paired test and the correlations."""
+def statistics(frame: pd.DataFrame, labels, predictions: dict, truth: pd.DataFrame | None = None) -> dict:
+    """The numbers the paper derives from the results: the paired test and the correlations; with `truth` (the
+    rows of a `--full --regime finetune` run), how well each quick ranking predicts it (`against_truth`)."""
     out: dict = {"extract_minutes": {}}
     paired = _paired(frame, labels, predictions)
     if paired:
@@ -49,6 +50,9 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
     predicting = transferability(frame)
     if predicting:
         out["transferability"] = predicting
+    checked = against_truth(frame, truth)
+    if checked:
+        out["truth"] = checked
     for _, row in figures.timing_rows(frame).iterrows():  # what extracting all 50000 images would take here
         out["extract_minutes"][f"{row['model']}|{int(row['img_size'])}"] = N_EXTRACT / row["samples_per_sec"] / 60
     pairs = figures.regime_pairs(frame)
@@ -63,7 +67,10 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict) -> dict:
         out["median_half_ci"] = float(((scored["test_ci_high"] - scored["test_ci_low"]) / 2).median())
     out["threshold"], out["p_floor"] = THRESHOLD, P_FLOOR
     if not scored.empty:
-        out["recommend"] = [recommend(frame, labels, predictions, budget) for budget in RECOMMEND_BUDGETS_MS]
+        out["recommend"] = [recommend(frame, labels, predictions, budget, truth) for budget in RECOMMEND_BUDGETS_MS]
+        if checked:  # the budgets whose answer the truth can check, and those where it disagrees
+            verdicts = [r["truth"] for r in out["recommend"] if r.get("truth")]
+            checked.update(budgets_checked=len(verdicts), budgets_misled=sum(not v["agrees"] for v in verdicts))
     return out
 
 
@@ -100,6 +107,87 @@ def transferability(frame: pd.DataFrame) -> dict:
     return out
 
 
+QUICK_PREDICTORS = {"quick_frozen": "quick frozen head", "quick_finetune": "quick fine-tuned"}  # test accuracies
+
+
+def truth_rows(truth: pd.DataFrame | None) -> pd.DataFrame:
+    """The full fine-tuned truth: per backbone, its best fine-tuned network by the top-scorer rule (ranked)."""
+    if truth is None or truth.empty:
+        return pd.DataFrame()
+    best = ranked(truth)
+    return best[best["regime"] == "finetune"].drop_duplicates("model").reset_index(drop=True)
+
+
+def quick_size(frame: pd.DataFrame, models) -> int | None:
+    """The quick input size to hold against the truth: the one with a frozen scored row for the most of `models`,
+    then the one with the most scored rows (the quick default's), then the smaller."""
+    best = best_rows(frame)
+    frozen = best[best["regime"] == "frozen"]
+    mine = frozen[frozen["model"].isin(models)]
+    counts = [(mine[mine["img_size"] == s]["model"].nunique(), int((best["img_size"] == s).sum()), -s, s)
+              for s in sizes(frozen)]
+    found = max(counts, default=None)
+    return None if found is None or found[0] == 0 else found[3]
+
+
+def truth_points(frame: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per backbone in the truth: its full fine-tuned accuracy (`test_acc`, `test_ci_low/high`,
+    `val_acc`, `img_size`, `train_size`) beside what the quick rows predicted for it at `quick_size`:
+    `quick_frozen` (the best frozen head's test accuracy, with `quick_frozen_low/high`), `quick_finetune`
+    (likewise), the transferability scores of those frozen features and the published ImageNet top-1.
+    Empty without a truth, or without a quick row of any of its backbones."""
+    found = truth_rows(truth)
+    size = quick_size(frame, list(found["model"])) if not found.empty else None
+    if size is None:
+        return pd.DataFrame()
+    best = best_rows(frame)
+    at = best[best["img_size"] == size]
+    points = found[["model", "img_size", "train_size", "val_acc", "test_acc", "test_ci_low", "test_ci_high"]]
+    for regime in ("frozen", "finetune"):
+        names = {"test_acc": f"quick_{regime}", "test_ci_low": f"quick_{regime}_low",
+                 "test_ci_high": f"quick_{regime}_high"}
+        quick = at[at["regime"] == regime].rename(columns=names)
+        keep = ["model", f"quick_{regime}", f"quick_{regime}_low", f"quick_{regime}_high"]
+        keep += [c for c in PREDICTORS if regime == "frozen" and c in quick.columns]
+        points = points.merge(quick[keep], on="model", how="left")
+    return points.assign(quick_size=size).reset_index(drop=True)
+
+
+def against_truth(frame: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
+    """How well each quick ranking orders the backbones as the truth does (its test accuracy): per predictor
+    (`QUICK_PREDICTORS`, then `PREDICTORS`) the weighted Kendall tau, Spearman rho (None under 3 backbones) and
+    n; `points` (`truth_points`, records), the quick `size`, and the truth's `train_size`. Empty without both."""
+    points = truth_points(frame, truth)
+    if points.empty:
+        return {}
+    out: dict = {"size": int(points["quick_size"].iloc[0]), "train_size": int(points["train_size"].max()),
+                 "n": len(points), "predictors": {}, "points": points.to_dict("records")}
+    for name in (*QUICK_PREDICTORS, *PREDICTORS):
+        usable = points.dropna(subset=[name]) if name in points.columns else points.iloc[0:0]
+        tau = weighted_tau(usable[name], usable["test_acc"]) if len(usable) >= 2 else None
+        if tau is not None:
+            found = correlation(usable[name], usable["test_acc"])
+            out["predictors"][name] = {"tau": tau, "rho": found["rho"] if found else None, "n": len(usable)}
+    return out
+
+
+def truth_verdict(best: dict, within: list[str], truth: pd.DataFrame | None) -> dict | None:
+    """Whether the truth agrees with a quick recommendation: among the backbones within the budget that the truth
+    measured, the best by the truth's rule (`ranked`). None when the recommended backbone is not in the truth or
+    no other backbone within the budget is; else `{"agrees", "model", "test_acc", "test_ci", "best_test_acc",
+    "best_test_ci", "n"}`: `model` is the truth's best, `best_*` the recommended backbone's truth row."""
+    found = truth_rows(truth)
+    found = found[found["model"].isin(within)] if not found.empty else found
+    if found.empty or best["model"] not in set(found["model"]) or len(found) < 2:
+        return None
+    top = found.iloc[0]
+    mine = found[found["model"] == best["model"]].iloc[0]
+    return {"agrees": top["model"] == best["model"], "model": top["model"], "test_acc": float(top["test_acc"]),
+            "test_ci": [float(top["test_ci_low"]), float(top["test_ci_high"])],
+            "best_test_acc": float(mine["test_acc"]),
+            "best_test_ci": [float(mine["test_ci_low"]), float(mine["test_ci_high"])], "n": len(found)}
+
+
 RECOMMEND_BUDGETS_MS = (2, 5, 10, 20, 50)  # the report's budgets, in ms per image on the measuring machine
 
 
@@ -110,7 +198,7 @@ def _summary(row, cost_ms: float) -> dict:
             "ms_per_img": float(cost_ms), "key": prediction_key(row)}
 
 
-def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float) -> dict:
+def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float, truth: pd.DataFrame | None = None) -> dict:
     """The best scored row whose network runs within `max_ms` per image on the machine that measured it, by
     the top-scorer rule, and the rows within the budget that the exact McNemar test cannot tell from it.
 
@@ -118,7 +206,8 @@ def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float) -> 
     part below its cut only). Returns `{"max_ms", "n_scored", "n_within", "best", "alike", "untested",
     "matmul_peak"}`: `best` and each of `alike` (best first, with its "p") summarise a row; `untested` counts
     the rows within the budget whose predictions are not in the results (no paired test). Without a row
-    within the budget, `best` is None and "fastest_ms" gives the cheapest scored row's cost.
+    within the budget, `best` is None and "fastest_ms" gives the cheapest scored row's cost. With `truth` (a
+    full fine-tuned run's rows), "truth" is `truth_verdict` over the backbones with a row within the budget.
     """
     scored = ranked(frame)
     speed = {(r["model"], int(r["img_size"])): r["ms_per_img"] for _, r in figures.timing_rows(frame).iterrows()}
@@ -131,6 +220,7 @@ def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float) -> 
         return {**out, "fastest_ms": float(scored["_cost"].min()) if len(scored) else None}
     top = within.iloc[0]
     out["best"] = _summary(top, top["_cost"])
+    out["truth"] = truth_verdict(out["best"], list(within["model"].unique()), truth)
     peaks = within["matmul_peak_gflops"].dropna()
     out["matmul_peak"] = float(peaks.median()) if len(peaks) else None
     a = row_predictions(predictions, top) if labels is not None else None

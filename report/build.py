@@ -31,15 +31,16 @@ __all__ = ["Commands", "build_report", "report_dir"]
 
 
 def build_report(results_dir: str = "results", out_dir: str | None = None, echo=print, author: str | None = None,
-                 commands: Commands | None = None, dataset: str | None = None) -> str:
+                 commands: Commands | None = None, dataset: str | None = None, truth_dir: str | None = None) -> str:
     """Writes `out_dir/index.html` (default `report_dir`) and its figures for `dataset`'s rows (None: the
-    folder's default, `report.load.choose_dataset`); returns the page's path.
+    folder's default, `report.load.choose_dataset`); returns the page's path. `truth_dir`: a results folder of
+    networks fine-tuned on all the training images, which the quick rankings are held against.
 
     Raises:
-        ValueError: `dataset` has no rows in the folder.
+        ValueError: `dataset` has no rows in the folder, or `truth_dir` no fine-tuned row of it.
     """
     out_dir = out_dir or report_dir(results_dir, dataset)
-    results = load(results_dir, commands.final_min_size if commands else None, dataset)
+    results = load(results_dir, commands.final_min_size if commands else None, dataset, truth_dir)
     figs = figure_plan(results)
     os.makedirs(out_dir, exist_ok=True)
     draw(figs, results, out_dir)

@@ -300,6 +300,42 @@ def imagenet_vs_cifar(frame: pd.DataFrame, data: str = "CIFAR-10"):
     return fig
 
 
+def quick_vs_truth(points: pd.DataFrame, data: str = "CIFAR-10"):
+    """Per backbone: its quick test accuracies (frozen head, fine-tuned; 95% intervals) against the test accuracy
+    of the network fine-tuned on all the training images (the truth; 95% interval). `points`:
+    `report.analysis.truth_points`."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    labels = []
+    truth = points["test_acc"] * 100
+    truth_err = np.vstack([truth - points["test_ci_low"] * 100, points["test_ci_high"] * 100 - truth])
+    size = int(points["quick_size"].iloc[0])
+    for regime, marker, color, name in (("frozen", "o", "tab:blue", "frozen head"),
+                                        ("finetune", "s", "tab:red", "last stage fine-tuned")):
+        col = f"quick_{regime}"
+        have = points[col].notna() if col in points.columns else pd.Series(False, index=points.index)
+        if not have.any():
+            continue
+        pts = points[have]
+        x = pts[col] * 100
+        x_err = np.vstack([x - pts[f"{col}_low"] * 100, pts[f"{col}_high"] * 100 - x])
+        ax.errorbar(x, truth[have], xerr=x_err, yerr=truth_err[:, have.to_numpy()], fmt=marker, color=color,
+                    capsize=2, label=f"quick, {name} @{size} px")
+        labels += [(xi, yi, f"{m} ({'ft' if regime == 'finetune' else 'frozen'})")
+                   for xi, yi, m in zip(x, truth[have], pts["model"])]
+    n_train = int(points["train_size"].max())
+    ax.set_xlabel(f"quick {data} test accuracy (%), {size} px")
+    ax.set_ylabel(f"fine-tuned on all {n_train} training images:\ntest accuracy (%)")
+    ax.set_title("Does the quick ranking order the backbones as the full fine-tune does?")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.margins(x=0.2, y=0.15)
+    fig.tight_layout()
+    for ann in place_labels(ax, fig, labels, fontsize=7):
+        ann.set_color("tab:red" if ann.get_text().endswith("(ft)") else "tab:blue")
+    return fig
+
+
 def confusion(frame: pd.DataFrame, class_names):
     """The top scorer's confusion matrix and per-class accuracy (see `confusion_figure`)."""
     top = top_scorer(frame)

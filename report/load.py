@@ -43,6 +43,7 @@ class Results:
             {key: predictions (n_test,)}), or None.
         final: transfer.npz as (images, labels, predictions), or None (always None for another dataset than
             CIFAR-10: 0-transfer.py's model answers CIFAR-10).
+        truth: the rows of that dataset in the truth folder (`--truth`: a `--full --regime finetune` run), or None.
     """
 
     results_dir: str
@@ -50,6 +51,7 @@ class Results:
     env: dict
     examples: tuple | None
     final: tuple | None
+    truth: pd.DataFrame | None = None
 
     @property
     def dataset(self) -> dict:
@@ -63,12 +65,17 @@ class Results:
         return None if default_dataset([name, *self.env["other_datasets"]]) == name else name
 
 
-def load(results_dir: str, final_min_size: int | None = None, dataset: str | None = None) -> Results:
+def load(results_dir: str, final_min_size: int | None = None, dataset: str | None = None,
+         truth_dir: str | None = None) -> Results:
     """Reads the folder for one dataset (`choose_dataset`); `final_min_size` is 0-transfer.py's smallest input
     size when the command lines say it (the report may not import them), a fact the page then quotes.
+    `truth_dir` is a results folder of networks fine-tuned on all the training images (`--full --regime
+    finetune`), which the quick rankings are held against (`analysis.against_truth`).
 
     Raises:
-        ValueError: `dataset` has no rows in the folder (naming those it has).
+        ValueError: `dataset` has no rows in the folder (naming those it has), or the truth folder has no
+            fine-tuned row of it.
+        FileNotFoundError: `truth_dir` has no results.csv.
     """
     every = load_results(results_dir)
     name = choose_dataset(results_dir, every, dataset)
@@ -78,6 +85,7 @@ def load(results_dir: str, final_min_size: int | None = None, dataset: str | Non
     except FileNotFoundError:  # none, or damaged (load_npz has said so)
         examples = None
     labels, predictions = (examples[1], examples[2]) if examples else (None, {})
+    truth, truth_runs = _truth(truth_dir, name)
     runs = [r for r in live_runs(results_dir) if dataset_of(r) == name]
     env = _environment(results_dir, runs, name)
     tuned = [r["finetune"] for r in runs if r.get("finetune")] or ([env["finetune"]] if env.get("finetune") else [])
@@ -88,15 +96,30 @@ def load(results_dir: str, final_min_size: int | None = None, dataset: str | Non
     facts_ = {**env, "finetune": tuned[-1] if tuned else None, "runs": [_run_summary(r) for r in runs],
               "dataset": dataset_facts(name, env, frame), "other_datasets": [n for n in names(every) if n != name],
               "results_dir": results_dir, "epoch_ratio": load_epoch_ratio(results_dir),
-              "statistics": statistics(frame, labels, predictions), "n_extract": N_EXTRACT, "transfer": transfer,
-              "final_min_size": final_min_size}
-    return Results(results_dir, frame, facts_, examples, final)
+              "statistics": statistics(frame, labels, predictions, truth), "n_extract": N_EXTRACT, "transfer": transfer,
+              "final_min_size": final_min_size, "truth_dir": truth_dir,
+              "truth_runs": [_run_summary(r) for r in truth_runs],
+              "truth_rows": truth.to_dict("records") if truth is not None else []}
+    return Results(results_dir, frame, facts_, examples, final, truth)
 
 
-def facts(results_dir: str, final_min_size: int | None = None, dataset: str | None = None) -> dict:
+def _truth(truth_dir: str | None, name: str) -> tuple[pd.DataFrame | None, list[dict]]:
+    """The truth folder's fine-tuned rows of dataset `name` and its live runs of it ((None, []) without one)."""
+    if truth_dir is None:
+        return None, []
+    rows = of_dataset(load_results(truth_dir), name)
+    rows = rows[(rows["regime"] == "finetune") & rows["val_acc"].notna()].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"--truth {truth_dir}: no fine-tuned row of {label(name)} in its results.csv; fill it with "
+                         f"python -m benchmark --backbones ... --full --regime finetune --out {truth_dir}")
+    return rows, [r for r in live_runs(truth_dir) if dataset_of(r) == name]
+
+
+def facts(results_dir: str, final_min_size: int | None = None, dataset: str | None = None,
+          truth_dir: str | None = None) -> dict:
     """Everything besides results.csv that the page may quote numbers from: the environment, the dataset, the
-    epoch measurement, the transfer record and the statistics computed from the results."""
-    return load(results_dir, final_min_size, dataset).env
+    epoch measurement, the transfer record, the truth's rows and the statistics computed from the results."""
+    return load(results_dir, final_min_size, dataset, truth_dir).env
 
 
 def names(frame: pd.DataFrame) -> list[str]:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import pandas as pd
+
 from benchmark.core.atomic import atomic_path
 from benchmark.core.metrics import confusion_matrix
 from benchmark.core.results import best_rows, ranked, row_predictions, top_scorer
@@ -130,6 +132,13 @@ FIGURES = (
          "where measured, fine-tuned.",
          lambda r: None if ranked(r.frame)["model"].nunique() >= 2 else "fewer than 2 pretrained backbones",
          lambda r: figures.imagenet_vs_cifar(r.frame, r.dataset["label"])),
+    Spec("truth", "fig_quick_vs_truth.png",
+         "Each backbone's quick test accuracy (frozen head and fine-tuned, 95% intervals) against the test accuracy "
+         "of the same backbone fine-tuned on all the training images (the truth, 95% interval).",
+         lambda r: None if r.env["statistics"].get("truth") else
+         "no truth folder (python -m report --truth DIR, DIR from a --full --regime finetune run)",
+         lambda r: figures.quick_vs_truth(pd.DataFrame(r.env["statistics"]["truth"]["points"]),
+                                          r.dataset["label"])),
     Spec("confusion", "fig_confusion.png",
          "The top scorer's confusion matrix, each row as % of its true class (errors coloured, the diagonal in "
          "blue), and its per-class accuracy with Wilson 95% intervals.",

@@ -7,7 +7,7 @@ import pytest
 
 from benchmark.cli.bench import main
 from benchmark.core.results import prediction_key, to_frame, write_examples, write_results
-from report.analysis import recommend
+from report.analysis import against_truth, quick_size, recommend
 
 N = 40  # test images
 
@@ -69,3 +69,61 @@ def test_the_command_line(tmp_path, capsys):
         assert says in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--recommend", "--max-ms-per-img", "-1"])
+
+
+# The truth: the same backbones fine-tuned on all the training images (a --full --regime finetune folder).
+TRUTH = [_row("MobileNet", 160, 0.88, 0.87, 3.0, regime="finetune", head="mlp"),
+         _row("DenseNet121", 160, 0.86, 0.85, 9.0, regime="finetune", head="mlp"),
+         _row("MobileNetV2", 160, 0.84, 0.83, 2.0, regime="finetune", head="mlp")]
+for truth_row in TRUTH:
+    truth_row.update(train_size=45000, val_size=5000, test_size=10000, test_ci_low=truth_row["test_acc"] - 0.007,
+                     test_ci_high=truth_row["test_acc"] + 0.007)
+
+
+def test_the_quick_ranking_against_the_truth():
+    frame, truth = to_frame(ROWS), to_frame(TRUTH)
+    checked = against_truth(frame, truth)
+    assert checked["size"] == 128 and checked["train_size"] == 45000 and checked["n"] == 3
+    # the quick frozen accuracies at 128 px exist for DenseNet121 and MobileNet only: n = 2, reversed
+    assert checked["predictors"]["quick_frozen"] == {"tau": pytest.approx(-1.0), "rho": None, "n": 2}
+    top1 = {"DenseNet121": 75.0, "MobileNet": 70.4, "MobileNetV2": 71.3}  # the truth: MobileNet, DenseNet121, V2
+    with_top1 = frame.assign(imagenet_top1=frame["model"].map(top1))
+    found = against_truth(with_top1, truth)["predictors"]["imagenet_top1"]
+    assert found["n"] == 2 and found["tau"] == pytest.approx(-1.0)  # MobileNetV2 has no quick row at 128 px
+    assert against_truth(frame, None) == {} and against_truth(frame, truth.iloc[0:0]) == {}
+    assert quick_size(frame, ["MobileNetV2"]) == 96 and quick_size(frame, ["Xception"]) == 299
+    assert quick_size(frame, ["ResNet50"]) is None
+
+
+def test_the_recommendation_checked_against_the_truth():
+    labels, predictions = _predictions()
+    frame, truth = to_frame(ROWS), to_frame(TRUTH)
+    misled = recommend(frame, labels, predictions, max_ms=10, truth=truth)["truth"]
+    assert misled == {"agrees": False, "model": "MobileNet", "test_acc": 0.87, "test_ci": [0.863, 0.877],
+                      "best_test_acc": 0.85, "best_test_ci": [0.843, 0.857], "n": 3}
+    assert recommend(frame, labels, predictions, max_ms=1.5, truth=truth)["truth"] is None  # one backbone within
+    agrees = recommend(frame, labels, predictions, max_ms=10, truth=to_frame(TRUTH[1:]))["truth"]
+    assert agrees["agrees"] and agrees["model"] == "DenseNet121" and agrees["n"] == 2
+    assert recommend(frame, labels, predictions, max_ms=50, truth=truth)["truth"] is None  # Xception: not in it
+
+
+def test_the_command_line_with_a_truth(tmp_path, capsys):
+    labels, predictions = _predictions()
+    quick, full = str(tmp_path / "quick"), str(tmp_path / "full")
+    write_results(ROWS, quick)
+    write_examples(quick, types.SimpleNamespace(x=np.zeros((N, 4, 4, 3), np.uint8), y=labels), predictions)
+    write_results(TRUTH, full)
+    assert main(["--recommend", "--max-ms-per-img", "10", "--out", quick, "--truth", full]) == 0
+    out = capsys.readouterr().out
+    assert (f"The quick ranking misleads here: fine-tuned on all 45000 training images ({full}), MobileNet reaches "
+            f"87.0% test (95% CI 86.3%-87.7%) against 85.0% (84.3%-85.7%) for DenseNet121. If you will fine-tune on "
+            f"all the images, prefer MobileNet.") in out
+    assert main(["--recommend", "--max-ms-per-img", "10", "--out", quick]) == 0
+    assert "is not checked (--truth DIR" in capsys.readouterr().out
+    write_results(ROWS, str(tmp_path / "frozen-only"))
+    for argv, says in [(["--max-ms-per-img", "3", "--truth", full], "add --recommend"),
+                       (["--recommend", "--max-ms-per-img", "3", "--truth", str(tmp_path / "frozen-only")],
+                        "no fine-tuned row of cifar10"),
+                       (["--recommend", "--max-ms-per-img", "3", "--truth", str(tmp_path / "none")], "no results at")]:
+        assert main([*argv, "--out", quick]) == 2
+        assert says in capsys.readouterr().err

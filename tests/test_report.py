@@ -111,6 +111,34 @@ def test_a_folder_with_fine_tuned_rows_only(tiny_results, tmp_path):
     assert unsupported_numbers(page, load_results(str(results)), facts(str(results))) == []
 
 
+def test_a_truth_folder(tiny_results, tmp_path):
+    """--truth: the quick rows held against networks fine-tuned on all the images (Table 3's full columns, Table 5,
+    the truth figure, the recommendation's check and the command that rebuilds the page)."""
+    from benchmark.cli.report import main as report_main
+    from benchmark.transfer.select import FINAL_IMG_SIZE
+
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    frame = pd.read_csv(os.path.join(tiny_results, "results.csv"))
+    tuned = frame[frame["regime"] == "finetune"].assign(train_size=900)  # stands for the full protocol's rows
+    tuned.to_csv(truth / "results.csv", index=False)
+    out = tmp_path / "out"
+    assert report_main(["--results", tiny_results, "--truth", str(truth), "--out", str(out)]) == 0
+    page = open(out / "index.html").read()
+    assert "<b>Table 5.</b>" in page and "all 900 training images" in page and "fig_quick_vs_truth.png" in page
+    with Image.open(out / "fig_quick_vs_truth.png") as im:
+        im.verify()
+    assert "τ<sub>w</sub> full" in page and "quick frozen head @" in page
+    assert f"--truth {truth}" in page  # Reproduction: the page's own command keeps its truth
+    env = facts(tiny_results, FINAL_IMG_SIZE, truth_dir=str(truth))
+    assert unsupported_numbers(page, load_results(tiny_results), env) == []
+    check_in_browser(str(out / "index.html"))
+    assert "fig_quick_vs_truth.png" not in open(build_report(tiny_results, str(tmp_path / "plain"),
+                                                             echo=lambda *_: None)).read()
+    frame[frame["regime"] == "frozen"].to_csv(truth / "results.csv", index=False)  # no fine-tuned row: one line
+    assert report_main(["--results", tiny_results, "--truth", str(truth), "--out", str(out)]) == 2
+
+
 def _with_transfer(tiny_results, tmp_path):
     """A copy of the results folder with a transfer.json and transfer.npz from 0-transfer.py."""
     import json as json_lib

@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-ms-per-img", type=_positive_float, metavar="MS",
                      help="with --recommend: the time budget per image of the whole base, on the machine that "
                           "measured the results")
+    run.add_argument("--truth", metavar="DIR",
+                     help="with --recommend: a results folder of networks fine-tuned on all the training images "
+                          "(--full --regime finetune --out DIR), to check the quick ranking against")
     run.add_argument("--chunk-size", type=_positive_int, default=2048,
                      help="images per saved chunk; an interrupted extraction redoes at most one (default 2048)")
     return p
@@ -201,6 +204,9 @@ def check_flags(args) -> None:
         raise ValueError("--recommend needs a budget: add --max-ms-per-img MS (e.g. 10)")
     if args.max_ms_per_img is not None and not args.recommend:
         raise ValueError("--max-ms-per-img is the budget of --recommend; add --recommend, or drop it")
+    if args.truth is not None and not args.recommend:
+        raise ValueError("--truth is what --recommend checks its answer against; add --recommend, or drop it "
+                         "(the report takes it too: python -m report --truth DIR)")
     if args.report_dir and args.no_report:
         raise ValueError("--report-dir says where the report goes and --no-report says to build none; drop one")
 
@@ -345,7 +351,7 @@ def main(argv=None) -> int:
             print_plan(args.out, args.plan, args.data)
             return 0
         if args.recommend:
-            print_recommendation(args.out, args.max_ms_per_img, args.data)
+            print_recommendation(args.out, args.max_ms_per_img, args.data, truth_dir=args.truth)
             return 0
         config = config_from_args(args)
         from report import build_report, report_dir as default_report_dir
@@ -418,9 +424,11 @@ def print_plan(results_dir: str, n_workers: int, data: str = "cifar10", echo=pri
         echo(f"Not measured, so not counted: {', '.join(unmeasured)}.")
 
 
-def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10", echo=print) -> None:
+def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10", echo=print,
+                         truth_dir: str | None = None) -> None:
     """`--recommend --max-ms-per-img MS`: the best row of `data` within the budget and the rows the paired
-    test cannot tell from it (`report.analysis.recommend`), from the results at hand."""
+    test cannot tell from it (`report.analysis.recommend`), from the results at hand; with `truth_dir` (a
+    `--full --regime finetune` run's folder), whether the networks fine-tuned on all the images agree."""
     from report.analysis import THRESHOLD, recommend
 
     from ..core.results import load_examples, load_results, of_dataset
@@ -430,11 +438,18 @@ def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10",
     if frame.empty:
         raise ValueError(f"no rows of {name} in {os.path.join(results_dir, 'results.csv')}; run "
                          f"python -m benchmark on it first (or pass the --out it wrote to)")
+    truth = None
+    if truth_dir is not None:
+        truth = of_dataset(load_results(truth_dir), name)
+        truth = truth[(truth["regime"] == "finetune") & truth["val_acc"].notna()]
+        if truth.empty:
+            raise ValueError(f"--truth {truth_dir}: no fine-tuned row of {name} in its results.csv; fill it with "
+                             f"python -m benchmark --backbones ... --full --regime finetune --out {truth_dir}")
     try:
         _, labels, predictions = load_examples(results_dir, name)
     except FileNotFoundError:
         labels, predictions = None, {}
-    found = recommend(frame, labels, predictions, max_ms)
+    found = recommend(frame, labels, predictions, max_ms, truth)
     if found["best"] is None:
         fastest = found.get("fastest_ms")
         echo(f"No scored row of {name} runs within {max_ms:g} ms per image here" +
@@ -459,8 +474,27 @@ def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10",
     if found["untested"]:
         echo(f"{found['untested']} rows within the budget have no per-image predictions in {results_dir} "
              f"(examples file), so they were not tested against it.")
-    echo("The ranking comes from the benchmark's own subsets; whether it holds for networks fine-tuned on all "
-         "the training images has not been measured here.")
+    echo(truth_sentence(found, truth, truth_dir))
+
+
+def truth_sentence(found: dict, truth, truth_dir: str | None) -> str:
+    """What the full fine-tuned truth (`report.analysis.truth_verdict`) says of a recommendation, in a line."""
+    checked = found.get("truth")
+    if truth_dir is None:
+        return ("The ranking comes from the benchmark's own subsets; whether it holds for networks fine-tuned on "
+                "all the training images is not checked (--truth DIR: a --full --regime finetune run's folder).")
+    if checked is None:
+        return (f"{truth_dir} has no full fine-tuned row of {found['best']['model']}, or of another backbone within "
+                f"the budget, so this answer is not checked against it.")
+    n_train = int(truth["train_size"].max())
+    if checked["agrees"]:
+        return (f"Fine-tuned on all {n_train} training images ({truth_dir}), {checked['model']} also ranks first of "
+                f"the {checked['n']} backbones measured there within the budget: test {checked['test_acc']:.1%}.")
+    (low, high), (best_low, best_high) = checked["test_ci"], checked["best_test_ci"]
+    return (f"The quick ranking misleads here: fine-tuned on all {n_train} training images ({truth_dir}), "
+            f"{checked['model']} reaches {checked['test_acc']:.1%} test (95% CI {low:.1%}-{high:.1%}) against "
+            f"{checked['best_test_acc']:.1%} ({best_low:.1%}-{best_high:.1%}) for {found['best']['model']}. If you "
+            f"will fine-tune on all the images, prefer {checked['model']}.")
 
 
 def _row_text(row: dict) -> str:

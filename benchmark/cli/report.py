@@ -21,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: the only one, else cifar10)")
     parser.add_argument("--out", help="where index.html goes (default: RESULTS/report, where `python -m benchmark` "
                                       "puts it too; RESULTS/report-NAME with --dataset NAME other than cifar10)")
+    parser.add_argument("--truth", metavar="DIR",
+                        help="a results folder of networks fine-tuned on all the training images (python -m "
+                             "benchmark --backbones ... --full --regime finetune --out DIR): the page then holds "
+                             "each quick ranking against it")
     parser.add_argument("--author", help="the paper's author line (default: git config user.name, else "
                                          "'backbone-bench')")
     return parser
@@ -33,19 +37,22 @@ def out_dir(args: argparse.Namespace) -> str:
     return args.out or report_dir(args.results, args.dataset)
 
 
-def command_line(results: str, out: str, dataset: str | None = None) -> str:
+def command_line(results: str, out: str, dataset: str | None = None, truth: str | None = None) -> str:
     """The shortest `python -m report` command that builds the page from `results` into `out`, with
-    `--dataset dataset` when given (the caller gives it only where the folder's default is another)."""
+    `--dataset dataset` when given (the caller gives it only where the folder's default is another) and
+    `--truth truth` when given."""
     from .commands import parse, shortest
 
     parser = build_parser()
 
     def outcome(tokens: list[str]):
         args = parse(parser, tokens)
-        return None if args is None else (args.results, args.dataset, out_dir(args))
+        return None if args is None else (args.results, args.dataset, args.truth, out_dir(args))
 
     dataset_flag = [([], ["--dataset", dataset])] if dataset else []
-    return shortest(parser.prog, [([], ["--results", results]), *dataset_flag, ([], ["--out", out])], outcome)
+    truth_flag = [(["--truth", truth],)] if truth else []
+    return shortest(parser.prog, [([], ["--results", results]), *dataset_flag, *truth_flag, ([], ["--out", out])],
+                    outcome)
 
 
 def main(argv=None) -> int:
@@ -69,7 +76,8 @@ def main(argv=None) -> int:
             raise PermissionError(f"--out folder {out_dir(args)!r} is not writable ({err.strerror or err}); pass "
                                   f"a writable --out") from None
         try:
-            build_report(args.results, out_dir(args), author=args.author, commands=for_report(), dataset=args.dataset)
+            build_report(args.results, out_dir(args), author=args.author, commands=for_report(), dataset=args.dataset,
+                         truth_dir=args.truth)
         except OSError as err:  # e.g. --out on a read-only disk: name the folder and the fix
             if err.errno not in UNWRITABLE:
                 raise

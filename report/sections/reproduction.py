@@ -18,7 +18,13 @@ def reproduction(doc: Doc) -> str:
                      f"{doc.results.results_dir}" if command else
                      "# the final model: no 0-transfer.py command gives the settings in transfer.json")
     flag = doc.results.dataset_flag  # passed only when needed: a command line built before --dataset still works
-    lines.append(doc.commands.report(doc.results.results_dir, doc.out_dir, *([flag] if flag else [])))
+    truth = doc.env.get("truth_dir")
+    for run in doc.env.get("truth_runs") or []:  # the truth folder's runs, into their own folder
+        command = doc.commands.benchmark(run["settings"], truth) if run["settings"] else None
+        if command:
+            lines.append(f"{command}    # at git {run.get('git_sha') or 'unknown'}")
+    lines.append(doc.commands.report(doc.results.results_dir, doc.out_dir, *([flag] if flag else []),
+                                     **({"truth": truth} if truth else {})))
     return ("<h2>Reproduction</h2>\n<p>With the data and weights folders of the README's offline setup, these "
             "commands, each from a clone at the commit named beside it, regenerate every table and figure (runs "
             "into the same --out folder add their rows):</p><pre>" + esc("\n".join(lines)) + "</pre>")

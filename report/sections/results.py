@@ -9,7 +9,7 @@ import backbones
 from benchmark.core.results import TOP_SCORER_RULE, best_rows
 
 from .. import figures
-from ..analysis import N_EXTRACT, PREDICTORS
+from ..analysis import N_EXTRACT, PREDICTORS, QUICK_PREDICTORS
 from ..doc import Doc
 from ..html import esc, table
 from ..numbers import fixed, millions, pct, thousands
@@ -37,6 +37,7 @@ def results(doc: Doc) -> str:
         _ksl_text(doc), figs.html("ksl"),
         _transferability_text(doc),
         _recommend_text(doc),
+        _truth_section(doc),
         figs.html("confusion"), figs.body("examples"),
         _epoch_text(doc), figs.html("epoch"),
     ] if s)
@@ -141,15 +142,20 @@ def _ksl_text(doc: Doc) -> str:
 
 
 def _transferability_text(doc: Doc) -> str:
-    """Table 3: how each transferability score (and ImageNet top-1) ranks the feature sets against the heads."""
-    found = doc.stats.get("transferability")
-    if not found:
+    """Table 3: how each transferability score (and ImageNet top-1) ranks the feature sets against the heads and,
+    with a truth folder, how each quick ranking orders the backbones fine-tuned on all the training images."""
+    found = doc.stats.get("transferability") or {}
+    truth = doc.stats.get("truth")
+    if not found and not truth:
         return ""
-    frozen, tuned, ms = found.get("frozen", {}), found.get("finetune", {}), found["ms"]
+    frozen, tuned, ms = found.get("frozen", {}), found.get("finetune", {}), found.get("ms", {})
+    full = truth["predictors"] if truth else {}
+    names = {**(QUICK_PREDICTORS if truth else {}), **PREDICTORS}
     rows = []
-    for name, label in PREDICTORS.items():
+    for name, label in names.items():
+        label = f"{label} @{truth['size']} px" if name in QUICK_PREDICTORS else label
         cells = [esc(label)]
-        for target in (frozen, tuned):
+        for target in (frozen, tuned, full) if truth else (frozen, tuned):
             c = target.get(name)
             cells += [fixed(c["tau"], 2), fixed(c["rho"], 2) if c["rho"] is not None else "–", esc(c["n"])] \
                 if c else ["–", "–", "–"]
@@ -159,19 +165,59 @@ def _transferability_text(doc: Doc) -> str:
     small = (f" With n = {esc(n_tuned)} fine-tuned networks a rank correlation can take only a handful of values, "
              f"and a single swap moves it far: these columns can show a gross disagreement, not which predictor "
              f"is better." if tuned else "")
-    return (f"<p><b>Do cheap scores rank the backbones as the heads do?</b> Transferability scores read the "
-            f"frozen features of the training images and their labels, and no head is trained: LogME "
-            f"{cite('logme')}, the H-score with a shrunk covariance {cite('hscore')}, and the leave-one-out "
-            f"{esc(found['knn_k'])}-nearest-neighbour accuracy. Table 3 sets each, and the published ImageNet "
-            f"top-1, against the test accuracy of the best frozen head of the same features, and of the network "
-            f"fine-tuned above the cut at the same backbone and size: the weighted Kendall tau {cite('vigna')}, "
-            f"which counts disagreements among the top-ranked more, Spearman's rho, and the number of feature sets "
-            f"n. Both targets are the benchmark's own quick rows, not a full-data fine-tuned ground truth, which "
-            f"this machine has not yet measured.{small}</p>"
-            "<p><b>Table 3.</b> Rank agreement of each predictor with the quick test accuracies (1: the same order, "
-            "-1: reversed), and each score's median cost per feature set.</p>"
-            + table(["predictor", "τ<sub>w</sub> frozen", "ρ frozen", "n", "τ<sub>w</sub> fine-tuned",
-                     "ρ fine-tuned", "n", "cost (ms)"], rows))
+    heads = ["predictor", "τ<sub>w</sub> frozen", "ρ frozen", "n", "τ<sub>w</sub> fine-tuned", "ρ fine-tuned", "n"]
+    heads += ["τ<sub>w</sub> full", "ρ full", "n"] if truth else []
+    scores = (f"Transferability scores read the frozen features of the training images and their labels, and no "
+              f"head is trained: LogME {cite('logme')}, the H-score with a shrunk covariance {cite('hscore')}, and "
+              f"the leave-one-out {esc(found['knn_k'])}-nearest-neighbour accuracy. Table 3 sets each, and the "
+              f"published ImageNet top-1, against the test accuracy of the best frozen head of the same features, "
+              f"and of the network fine-tuned above the cut at the same backbone and size: the weighted Kendall tau "
+              f"{cite('vigna')}, which counts disagreements among the top-ranked more, Spearman's rho, and the "
+              f"number of feature sets n." if found else
+              f"Table 3 gives the weighted Kendall tau {cite('vigna')}, Spearman's rho and the number of backbones n.")
+    return (f"<p><b>Do cheap scores rank the backbones as the heads do?</b> {scores} "
+            + (_truth_text(doc, truth) if truth else
+               "Both targets are the benchmark's own quick rows, not a full-data fine-tuned ground truth, which "
+               "this machine has not yet measured.") + f"{small}</p>"
+            "<p><b>Table 3.</b> Rank agreement of each predictor with the "
+            + ("quick test accuracies and the full fine-tuned truth" if truth else "quick test accuracies")
+            + " (1: the same order, -1: reversed), and each score's median cost per feature set.</p>"
+            + table(heads + ["cost (ms)"], rows))
+
+
+def _truth_text(doc: Doc, truth: dict) -> str:
+    """The truth columns of Table 3, what n backbones can show, and the verdict of the quick frozen ranking."""
+    n, pred = truth["n"], truth["predictors"]
+    frozen = pred.get("quick_frozen")
+    verdict = (f" The quick frozen ranking at {esc(truth['size'])} px agrees with it at τ<sub>w</sub> = "
+               f"{fixed(frozen['tau'], 2)}." if frozen else "")
+    return (f"The full columns hold each against the truth: the networks fine-tuned above the registry's cut on all "
+            f"{esc(truth['train_size'])} training images (Table 5, {doc.figs.ref('truth')}), one per backbone, "
+            f"with each quick ranking taken at {esc(truth['size'])} px.{verdict} With n = {esc(n)} backbones a "
+            f"rank correlation takes only a handful of values, a single swap of two neighbours moves it far, and "
+            f"no test can tell a predictor from chance: the full columns can show that a quick ranking reversed "
+            f"the truth, not which predictor is better.")
+
+
+def _truth_section(doc: Doc) -> str:
+    """Table 5 and its figure: the truth, per backbone, beside its quick accuracies."""
+    truth = doc.stats.get("truth")
+    if not truth:
+        return ""
+    rows = []
+    for p in truth["points"]:
+        def quick(regime):
+            value = p.get(f"quick_{regime}")
+            return pct(value) if pd.notna(value) else "–"
+
+        rows.append(([esc(p["model"]), esc(p["img_size"]), esc(p["train_size"]), pct(p["val_acc"]),
+                      pct(p["test_acc"]), f"{pct(p['test_ci_low'])}–{pct(p['test_ci_high'])}", quick("frozen"),
+                      quick("finetune")], False))
+    return ("<p><b>Table 5.</b> The truth: each backbone fine-tuned above its cut on all the training images, best "
+            "first by validation accuracy, beside its quick test accuracies at "
+            f"{esc(truth['size'])} px.</p>"
+            + table(["backbone", "size (px)", "training images", "val acc (%)", "test acc (%)", "95% CI (%)",
+                     "quick frozen (%)", "quick fine-tuned (%)"], rows) + doc.figs.html("truth"))
 
 
 def _recommend_text(doc: Doc) -> str:
@@ -189,12 +235,28 @@ def _recommend_text(doc: Doc) -> str:
                       f"{_short(cheaper)}, {fixed(cheaper['ms_per_img'])} ms" if cheaper and
                       cheaper["ms_per_img"] < best["ms_per_img"] else "–"], False))
     untested = sum(r["untested"] for r in found)
+    truth = doc.stats.get("truth")
+    if truth:
+        wrong = [r for r in found if r.get("truth") and not r["truth"]["agrees"]]
+        checked = [r for r in found if r.get("truth")]
+        misled = "; ".join(f"within {fixed(r['max_ms'], 0)} ms it is {esc(r['truth']['model'])} "
+                           f"({pct(r['truth']['test_acc'])}% against {pct(r['truth']['best_test_acc'])}%)"
+                           for r in wrong)
+        holds = (f" Against the truth (Table 5), the quick ranking misleads in {esc(truth['budgets_misled'])} of "
+                 f"the {esc(truth['budgets_checked'])} budgets where it can be checked: fine-tuned on all the "
+                 f"training images, another backbone ranks first ({misled})" if wrong else
+                 f" Against the truth (Table 5), the recommended backbone also ranks first in each of the "
+                 f"{esc(truth['budgets_checked'])} budgets where it can be checked" if checked else
+                 " The truth (Table 5) lacks the recommended backbone or a rival within every budget, so no "
+                 "answer is checked against it")
+    else:
+        holds = (" The ranking is that of the quick subsets; whether it holds when every network is fine-tuned on "
+                 "all the training images has not been measured here")
     return (f"<p><b>Which backbone under a time budget?</b> <code>python -m benchmark --recommend "
             f"--max-ms-per-img MS</code> answers from the results at hand: among the rows whose whole base runs "
             f"within the budget on the machine that measured it, the best by the top-scorer rule, and those the "
             f"exact McNemar test on the same test images cannot tell from it (p ≥ {fixed(doc.stats['threshold'], 2)})"
-            f". Table 4 gives the answer for a few budgets. The ranking is that of the quick subsets; whether it "
-            f"holds when every network is fine-tuned on all the training images has not been measured here"
+            f". Table 4 gives the answer for a few budgets.{holds}"
             + (f"; {esc(untested)} rows within these budgets lack the per-image predictions a paired test needs"
                if untested else "") + ".</p>"
             "<p><b>Table 4.</b> The best row within each budget (ms per image, this machine), how many rows fit, "
