@@ -127,3 +127,16 @@ def test_the_command_line_with_a_truth(tmp_path, capsys):
                        (["--recommend", "--max-ms-per-img", "3", "--truth", str(tmp_path / "none")], "no results at")]:
         assert main([*argv, "--out", quick]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_a_run_into_a_folder_of_another_protocol_says_so(tmp_path):
+    from benchmark.run.runner import warn_mixed_protocols
+
+    said = []
+    warn_mixed_protocols(str(tmp_path / "none"), "cifar10", 45000, said.append)  # no folder yet: nothing to say
+    write_results(ROWS, str(tmp_path))
+    warn_mixed_protocols(str(tmp_path), "cifar10", 200, said.append)  # the same protocol: nothing to say
+    assert said == []
+    warn_mixed_protocols(str(tmp_path), "cifar10", 45000, said.append)
+    assert len(said) == 1 and "holds cifar10 rows trained on 200 images; this run's (45000)" in said[0]
+    assert "--truth DIR" in said[0] and "another --out" in said[0]

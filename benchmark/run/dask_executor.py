@@ -78,24 +78,23 @@ def close_pools() -> int:
     return sum(pool.close() is not None for pool in pools)
 
 
-def run_job_task(job: dict, pool: dict | None = None) -> dict:
+def run_job_task(job: dict, pool: dict) -> dict:
     """The Dask task: one job in this Dask worker thread's worker process.
 
     Args:
         job: `BackboneJob.as_dict()`.
-        pool: the `WorkerPool`'s settings, `{"max_jobs": N, "max_rss_mb": MB}`.
+        pool: the `WorkerPool`'s settings as `DaskExecutor` sends them, `{"max_jobs": N, "max_rss_mb": MB}`.
 
     Raises:
         RuntimeError: a builtin exception carrying the failure as JSON, so
             that it passes through a scheduler that cannot import this project.
     """
-    settings = {"max_jobs": WORKER_JOBS, "max_rss_mb": WORKER_MAX_RSS_MB, **(pool or {})}
     current = getattr(_pools, "pool", None)
-    if current is None or (current.max_jobs, current.max_rss_mb) != (settings["max_jobs"], settings["max_rss_mb"]):
+    if current is None or (current.max_jobs, current.max_rss_mb) != (pool["max_jobs"], pool["max_rss_mb"]):
         if current is not None:
             current.close()
         # no retry of its own: the task's `retries=1` reruns it, and a failure has dropped the old worker
-        current = _pools.pool = WorkerPool(settings["max_jobs"], settings["max_rss_mb"], retry=False)
+        current = _pools.pool = WorkerPool(pool["max_jobs"], pool["max_rss_mb"], retry=False)
         with _made_lock:
             _made.append(current)
     try:
@@ -194,7 +193,8 @@ class DaskExecutor(Executor):
     def submit(self, job: BackboneJob) -> TaskFuture:
         key = f"extract {job.backbone} @{job.img_size}px {uuid.uuid4().hex[:8]}"
         self.names[key] = f"{job.backbone} @{job.img_size}px"
-        return TaskFuture(self.client.submit(eval, TASK, {"job": job.as_dict(), "pool": self.pool}, key=key, pure=False, retries=1))
+        task = {"job": job.as_dict(), "pool": self.pool}
+        return TaskFuture(self.client.submit(eval, TASK, task, key=key, pure=False, retries=1))
 
     def status(self) -> str:
         """Which worker runs what, for the progress line."""

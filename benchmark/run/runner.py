@@ -90,6 +90,7 @@ def prepare(config: RunConfig, store: Store, echo=print) -> Prepared:
     echo(f"Splits of {data.name} ({data.n_classes} classes, {splits['train'].x.shape[1]} px): train {n['train']}, "
          f"val {n['val']}, test {n['test']} (seed {config.seed})"
          + ("  [lossy JPEG copy of CIFAR-10]" if data.lossy_jpeg else ""))
+    warn_mixed_protocols(config.out, data.name, n["train"], echo)
     random = sorted({name for name, w in weights.items() if not w.pretrained})
     if random and not config.time_only:
         where = config.weights_from or os.environ.get(backbones.WEIGHTS_ENV) or "the request"
@@ -120,6 +121,22 @@ def check_dataset_name(out: str, data: Dataset) -> None:
         if info.get("name") == data.name and info.get("source") and info["source"] != data.source:
             raise ValueError(f"{out} holds rows of a dataset named {data.name} from {info['source']}; {data.source} "
                              f"has the same name: rename one of them, or pass another --out")
+
+
+def warn_mixed_protocols(out: str, dataset: str, n_train: int, echo=print) -> None:
+    """Says so when `out` already holds `dataset` rows trained on another number of images: the top-scorer rule
+    and the report would rank the quick subsets' rows and the full protocol's together."""
+    from ..core.results import load_results, of_dataset
+
+    try:
+        earlier = of_dataset(load_results(out), dataset)["train_size"].dropna()
+    except (FileNotFoundError, ValueError):  # no folder yet, or one the run will refuse with its own message
+        return
+    others = sorted({int(n) for n in earlier} - {n_train})
+    if others:
+        echo(f"Note: {out} already holds {dataset} rows trained on {', '.join(map(str, others))} images; this run's "
+             f"({n_train}) will be ranked with them. To keep a full run apart (python -m report --truth DIR "
+             f"compares them), pass another --out.")
 
 
 def split_sizes(config: RunConfig, data: Dataset, echo=print) -> dict:
