@@ -132,7 +132,7 @@ def quick_size(frame: pd.DataFrame, models) -> int | None:
 
 def truth_points(frame: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
     """One row per backbone in the truth: its full fine-tuned accuracy (`test_acc`, `test_ci_low/high`,
-    `val_acc`, `img_size`, `train_size`) beside what the quick rows predicted for it at `quick_size`:
+    `val_acc`, `img_size`, `train_size`) and cost (`extract_min`, `finetune_min`) beside what the quick rows predicted for it at `quick_size`:
     `quick_frozen` (the best frozen head's test accuracy, with `quick_frozen_low/high`), `quick_finetune`
     (likewise), the transferability scores of those frozen features and the published ImageNet top-1.
     Empty without a truth, or without a quick row of any of its backbones."""
@@ -142,7 +142,8 @@ def truth_points(frame: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFram
         return pd.DataFrame()
     best = best_rows(frame)
     at = best[best["img_size"] == size]
-    points = found[["model", "img_size", "train_size", "val_acc", "test_acc", "test_ci_low", "test_ci_high"]]
+    points = found[["model", "img_size", "train_size", "val_acc", "test_acc", "test_ci_low", "test_ci_high"]].assign(
+        extract_min=found["extract_wall_s"] / 60, finetune_min=found["ft_train_s"] / 60)  # the truth's cost here
     for regime in ("frozen", "finetune"):
         names = {"test_acc": f"quick_{regime}", "test_ci_low": f"quick_{regime}_low",
                  "test_ci_high": f"quick_{regime}_high"}
