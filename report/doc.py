@@ -105,6 +105,17 @@ class Doc:
         return tuple(int(self.scored[col].max()) for col in ("train_size", "val_size", "test_size"))
 
     @functools.cached_property
+    def tables(self) -> dict[str, int]:
+        """The page's tables in page order, numbered consecutively among those it shows: the scored rows and the
+        cost always, the rank agreement (with transferability scores or a truth), the budgets, the truth, and the
+        final model's stages."""
+        stats = self.stats
+        shown = {"results": True, "cost": True, "rank": bool(stats.get("transferability") or stats.get("truth")),
+                 "budgets": any(r["best"] is not None for r in stats.get("recommend", [])),
+                 "truth": bool(stats.get("truth")), "final": self.is_cifar10 and bool(self.transfer)}
+        return {key: number for number, key in enumerate((k for k, on in shown.items() if on), start=1)}
+
+    @functools.cached_property
     def has_finetune(self) -> bool:
         return bool((self.frame["regime"] == "finetune").any())
 
