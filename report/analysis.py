@@ -67,7 +67,8 @@ def statistics(frame: pd.DataFrame, labels, predictions: dict, truth: pd.DataFra
         out["median_half_ci"] = float(((scored["test_ci_high"] - scored["test_ci_low"]) / 2).median())
     out["threshold"], out["p_floor"] = THRESHOLD, P_FLOOR
     if not scored.empty:
-        out["recommend"] = [recommend(frame, labels, predictions, budget, truth) for budget in RECOMMEND_BUDGETS_MS]
+        out["recommend"] = [recommend(frame, labels, predictions, budget, truth)
+                            for budget in RECOMMEND_BUDGETS_MS]
         if checked:  # the budgets whose answer the truth can check, and those where it disagrees
             verdicts = [r["truth"] for r in out["recommend"] if r.get("truth")]
             checked.update(budgets_checked=len(verdicts), budgets_misled=sum(not v["agrees"] for v in verdicts))
@@ -132,7 +133,8 @@ def quick_size(frame: pd.DataFrame, models) -> int | None:
 
 def truth_points(frame: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
     """One row per backbone in the truth: its full fine-tuned accuracy (`test_acc`, `test_ci_low/high`,
-    `val_acc`, `img_size`, `train_size`) and cost (`extract_min`, `finetune_min`) beside what the quick rows predicted for it at `quick_size`:
+    `val_acc`, `img_size`, `train_size`) and cost (`extract_min`, `finetune_min`) beside what the quick rows
+    predicted for it at `quick_size`:
     `quick_frozen` (the best frozen head's test accuracy, with `quick_frozen_low/high`), `quick_finetune`
     (likewise), the transferability scores of those frozen features and the published ImageNet top-1.
     Empty without a truth, or without a quick row of any of its backbones."""
@@ -199,7 +201,8 @@ def _summary(row, cost_ms: float) -> dict:
             "ms_per_img": float(cost_ms), "key": prediction_key(row)}
 
 
-def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float, truth: pd.DataFrame | None = None) -> dict:
+def recommend(frame: pd.DataFrame, labels, predictions: dict, max_ms: float,
+              truth: pd.DataFrame | None = None) -> dict:
     """The best scored row whose network runs within `max_ms` per image on the machine that measured it, by
     the top-scorer rule, and the rows within the budget that the exact McNemar test cannot tell from it.
 

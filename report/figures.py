@@ -290,14 +290,7 @@ def imagenet_vs_cifar(frame: pd.DataFrame, data: str = "CIFAR-10"):
     ax.set_xlabel("published ImageNet top-1 of the Keras weights (%)")
     ax.set_ylabel(f"{data} test accuracy (%)")
     ax.set_title("Do better ImageNet models transfer better? (each at its best size)")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    ax.margins(x=0.25, y=0.1)
-    fig.tight_layout()
-    for ann in place_labels(ax, fig, labels, fontsize=7):  # no overlaps; fine-tuned labels in red
-        ann.set_color("tab:red" if ann.get_text().endswith("(ft)") else "tab:blue")
-    return fig
+    return _labelled(fig, ax, labels, x_margin=0.25, y_margin=0.1)
 
 
 def quick_vs_truth(points: pd.DataFrame, data: str = "CIFAR-10"):
@@ -326,10 +319,16 @@ def quick_vs_truth(points: pd.DataFrame, data: str = "CIFAR-10"):
     ax.set_xlabel(f"quick {data} test accuracy (%), {size} px")
     ax.set_ylabel(f"fine-tuned on all {n_train} training images:\ntest accuracy (%)")
     ax.set_title("Does the quick ranking order the backbones as the full fine-tune does?")
+    return _labelled(fig, ax, labels, x_margin=0.2, y_margin=0.15)
+
+
+def _labelled(fig, ax, labels: list, x_margin: float, y_margin: float):
+    """Grid, legend and margins, then the point labels without overlaps: a label ending "(ft)" (fine-tuned) in red,
+    the others in blue."""
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    ax.margins(x=0.2, y=0.15)
+    ax.margins(x=x_margin, y=y_margin)
     fig.tight_layout()
     for ann in place_labels(ax, fig, labels, fontsize=7):
         ann.set_color("tab:red" if ann.get_text().endswith("(ft)") else "tab:blue")

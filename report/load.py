@@ -43,7 +43,6 @@ class Results:
             {key: predictions (n_test,)}), or None.
         final: transfer.npz as (images, labels, predictions), or None (always None for another dataset than
             CIFAR-10: 0-transfer.py's model answers CIFAR-10).
-        truth: the rows of that dataset in the truth folder (`--truth`: a `--full --regime finetune` run), or None.
     """
 
     results_dir: str
@@ -51,7 +50,6 @@ class Results:
     env: dict
     examples: tuple | None
     final: tuple | None
-    truth: pd.DataFrame | None = None
 
     @property
     def dataset(self) -> dict:
@@ -96,29 +94,39 @@ def load(results_dir: str, final_min_size: int | None = None, dataset: str | Non
     facts_ = {**env, "finetune": tuned[-1] if tuned else None, "runs": [_run_summary(r) for r in runs],
               "dataset": dataset_facts(name, env, frame), "other_datasets": [n for n in names(every) if n != name],
               "results_dir": results_dir, "epoch_ratio": load_epoch_ratio(results_dir),
-              "statistics": statistics(frame, labels, predictions, truth), "n_extract": N_EXTRACT, "transfer": transfer,
-              "final_min_size": final_min_size, "truth_dir": truth_dir,
-              "truth_runs": [_run_summary(r) for r in truth_runs],
-              "truth_rows": truth.to_dict("records") if truth is not None else []}
-    return Results(results_dir, frame, facts_, examples, final, truth)
+              "statistics": statistics(frame, labels, predictions, truth), "n_extract": N_EXTRACT,
+              "transfer": transfer, "final_min_size": final_min_size, "truth_dir": truth_dir,
+              "truth_runs": [_run_summary(r) for r in truth_runs]}
+    return Results(results_dir, frame, facts_, examples, final)
+
+
+def truth_frame(truth_dir: str, name: str) -> pd.DataFrame:
+    """The truth folder's scored fine-tuned rows of dataset `name` (`--truth` of the report and of --recommend).
+
+    Raises:
+        FileNotFoundError: no results.csv in `truth_dir`.
+        ValueError: no such row, with the command that makes them.
+    """
+    rows = of_dataset(load_results(truth_dir), name)
+    rows = rows[(rows["regime"] == "finetune") & rows["val_acc"].notna()].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"--truth {truth_dir}: no fine-tuned row of {name} in its results.csv; fill it with "
+                         f"python -m benchmark --backbones ... --full --regime finetune --out {truth_dir}")
+    return rows
 
 
 def _truth(truth_dir: str | None, name: str) -> tuple[pd.DataFrame | None, list[dict]]:
     """The truth folder's fine-tuned rows of dataset `name` and its live runs of it ((None, []) without one)."""
     if truth_dir is None:
         return None, []
-    rows = of_dataset(load_results(truth_dir), name)
-    rows = rows[(rows["regime"] == "finetune") & rows["val_acc"].notna()].reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"--truth {truth_dir}: no fine-tuned row of {label(name)} in its results.csv; fill it with "
-                         f"python -m benchmark --backbones ... --full --regime finetune --out {truth_dir}")
-    return rows, [r for r in live_runs(truth_dir) if dataset_of(r) == name]
+    return truth_frame(truth_dir, name), [r for r in live_runs(truth_dir) if dataset_of(r) == name]
 
 
 def facts(results_dir: str, final_min_size: int | None = None, dataset: str | None = None,
           truth_dir: str | None = None) -> dict:
     """Everything besides results.csv that the page may quote numbers from: the environment, the dataset, the
-    epoch measurement, the transfer record, the truth's rows and the statistics computed from the results."""
+    epoch measurement, the transfer record, the truth folder's runs and the statistics computed from the results
+    (with the truth's rows held against them)."""
     return load(results_dir, final_min_size, dataset, truth_dir).env
 
 

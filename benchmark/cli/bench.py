@@ -430,6 +430,7 @@ def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10",
     test cannot tell from it (`report.analysis.recommend`), from the results at hand; with `truth_dir` (a
     `--full --regime finetune` run's folder), whether the networks fine-tuned on all the images agree."""
     from report.analysis import THRESHOLD, recommend
+    from report.load import truth_frame
 
     from ..core.results import load_examples, load_results, of_dataset
 
@@ -438,13 +439,7 @@ def print_recommendation(results_dir: str, max_ms: float, data: str = "cifar10",
     if frame.empty:
         raise ValueError(f"no rows of {name} in {os.path.join(results_dir, 'results.csv')}; run "
                          f"python -m benchmark on it first (or pass the --out it wrote to)")
-    truth = None
-    if truth_dir is not None:
-        truth = of_dataset(load_results(truth_dir), name)
-        truth = truth[(truth["regime"] == "finetune") & truth["val_acc"].notna()]
-        if truth.empty:
-            raise ValueError(f"--truth {truth_dir}: no fine-tuned row of {name} in its results.csv; fill it with "
-                             f"python -m benchmark --backbones ... --full --regime finetune --out {truth_dir}")
+    truth = truth_frame(truth_dir, name) if truth_dir is not None else None
     try:
         _, labels, predictions = load_examples(results_dir, name)
     except FileNotFoundError:

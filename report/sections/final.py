@@ -28,11 +28,12 @@ def final_model(doc: Doc) -> str:
         f"validation images. The saved file, loaded back with <code>safe_mode</code> and scored through the "
         f"grader's <code>preprocess_data</code>, reaches <b>{pct(t['test_acc'])}%</b> on {esc(t['n_test'])} test "
         f"images (validation {pct(t['val_acc'])}%). It is {fixed(t['file_size_mib'])} MiB and takes "
-        f"{fixed(t['inference_s_per_10000'])} s per {N_EXTRACT // 5} images on this CPU. Table {doc.tables['final']} gives each stage; "
+        f"{fixed(t['inference_s_per_10000'])} s per {N_EXTRACT // 5} images on this CPU. "
+        f"Table {doc.tables['final']} gives each stage; "
         f"{figs.ref('final_curves')} the training curves, {figs.ref('final_confusion')} its errors by class, and "
         f"{figs.ref('final_examples')} its predictions on test images.</p>"
-        f"<p><b>Table {doc.tables['final']}.</b> Stages of the final model: validation and test accuracy (test images scored on "
-        f"cached features, never used to choose), epochs, wall seconds and trained parameters.</p>"
+        f"<p><b>Table {doc.tables['final']}.</b> Stages of the final model: validation and test accuracy (test "
+        f"images scored on cached features, never used to choose), epochs, wall seconds and trained parameters.</p>"
         + _stages_table(t.get("stages", [])) + _jpeg_text(t) + figs.html("final_curves")
         + figs.html("final_confusion") + figs.body("final_examples"))
 

@@ -142,8 +142,8 @@ def _ksl_text(doc: Doc) -> str:
 
 
 def _transferability_text(doc: Doc) -> str:
-    """The rank table: how each transferability score (and ImageNet top-1) ranks the feature sets against the heads and,
-    with a truth folder, how each quick ranking orders the backbones fine-tuned on all the training images."""
+    """The rank table: how each transferability score (and ImageNet top-1) ranks the feature sets against the
+    heads and, with a truth folder, how each quick ranking orders the backbones fine-tuned on all the images."""
     found = doc.stats.get("transferability") or {}
     truth = doc.stats.get("truth")
     if not found and not truth:
@@ -172,12 +172,14 @@ def _transferability_text(doc: Doc) -> str:
     heads += ["τ<sub>w</sub> full", "ρ full", "n"] if truth else []
     scores = (f"Transferability scores read the frozen features of the training images and their labels, and no "
               f"head is trained: LogME {cite('logme')}, the H-score with a shrunk covariance {cite('hscore')}, and "
-              f"the leave-one-out {esc(found['knn_k'])}-nearest-neighbour accuracy. Table {doc.tables['rank']} sets each, and the "
+              f"the leave-one-out {esc(found['knn_k'])}-nearest-neighbour accuracy. Table {doc.tables['rank']} sets "
+              f"each, and the "
               f"published ImageNet top-1, against the test accuracy of the best frozen head of the same features, "
               f"and of the network fine-tuned above the cut at the same backbone and size: the weighted Kendall tau "
               f"{cite('vigna')}, which counts disagreements among the top-ranked more, Spearman's rho, and the "
               f"number of feature sets n." if found else
-              f"Table {doc.tables['rank']} gives the weighted Kendall tau {cite('vigna')}, Spearman's rho and the number of backbones n.")
+              f"Table {doc.tables['rank']} gives the weighted Kendall tau {cite('vigna')}, Spearman's rho and the "
+              f"number of backbones n.")
     return (f"<p><b>Do cheap scores rank the backbones as the heads do?</b> {scores} "
             + (_truth_text(doc, truth) if truth else
                "Both targets are the benchmark's own quick rows, not a full-data fine-tuned ground truth, which "
@@ -195,8 +197,8 @@ def _truth_text(doc: Doc, truth: dict) -> str:
     verdict = (f" The quick frozen ranking at {esc(truth['size'])} px agrees with it at τ<sub>w</sub> = "
                f"{fixed(frozen['tau'], 2)}." if frozen else "")
     return (f"The full columns hold each against the truth: the networks fine-tuned above the registry's cut on all "
-            f"{esc(truth['train_size'])} training images (Table {doc.tables['truth']}, {doc.figs.ref('truth')}), one per backbone, "
-            f"with each quick ranking taken at {esc(truth['size'])} px.{verdict}")
+            f"{esc(truth['train_size'])} training images (Table {doc.tables['truth']}, {doc.figs.ref('truth')}), "
+            f"one per backbone, with each quick ranking taken at {esc(truth['size'])} px.{verdict}")
 
 
 def _truth_section(doc: Doc) -> str:
@@ -214,8 +216,8 @@ def _truth_section(doc: Doc) -> str:
                       pct(p["test_acc"]), f"{pct(p['test_ci_low'])}–{pct(p['test_ci_high'])}", quick("frozen"),
                       quick("finetune"), _or_dash(p["extract_min"], fixed), _or_dash(p["finetune_min"], fixed)],
                      False))
-    return (f"<p><b>Table {doc.tables['truth']}.</b> The truth: each backbone fine-tuned above its cut on all the training images, best "
-            "first by validation accuracy, beside its quick test accuracies at "
+    return (f"<p><b>Table {doc.tables['truth']}.</b> The truth: each backbone fine-tuned above its cut on all the "
+            "training images, best first by validation accuracy, beside its quick test accuracies at "
             f"{esc(truth['size'])} px, and what it cost on the machine that ran it: the extraction of every image's "
             "maps below the cut, and the fine-tuning.</p>"
             + table(["backbone", "size (px)", "training images", "val acc (%)", "test acc (%)", "95% CI (%)",
@@ -245,12 +247,15 @@ def _recommend_text(doc: Doc) -> str:
         misled = "; ".join(f"within {fixed(r['max_ms'], 0)} ms it is {esc(r['truth']['model'])} "
                            f"({pct(r['truth']['test_acc'])}% against {pct(r['truth']['best_test_acc'])}%)"
                            for r in wrong)
-        holds = (f" Against the truth (Table {doc.tables['truth']}), the quick ranking misleads in {esc(truth['budgets_misled'])} of "
+        holds = (f" Against the truth (Table {doc.tables['truth']}), the quick ranking misleads in "
+                 f"{esc(truth['budgets_misled'])} of "
                  f"the {esc(truth['budgets_checked'])} budgets where it can be checked: fine-tuned on all the "
                  f"training images, another backbone ranks first ({misled})" if wrong else
-                 f" Against the truth (Table {doc.tables['truth']}), the recommended backbone also ranks first in each of the "
+                 f" Against the truth (Table {doc.tables['truth']}), the recommended backbone also ranks first in "
+                 f"each of the "
                  f"{esc(truth['budgets_checked'])} budgets where it can be checked" if checked else
-                 f" The truth (Table {doc.tables['truth']}) lacks the recommended backbone or a rival within every budget, so no "
+                 f" The truth (Table {doc.tables['truth']}) lacks the recommended backbone or a rival within every "
+                 f"budget, so no "
                  "answer is checked against it")
     else:
         holds = (" The ranking is that of the quick subsets; whether it holds when every network is fine-tuned on "
@@ -262,7 +267,8 @@ def _recommend_text(doc: Doc) -> str:
             f". Table {doc.tables['budgets']} gives the answer for a few budgets.{holds}"
             + (f"; {esc(untested)} rows within these budgets lack the per-image predictions a paired test needs"
                if untested else "") + ".</p>"
-            f"<p><b>Table {doc.tables['budgets']}.</b> The best row within each budget (ms per image, this machine), how many rows fit, "
+            f"<p><b>Table {doc.tables['budgets']}.</b> The best row within each budget (ms per image, this "
+            f"machine), how many rows fit, "
             "the runner-up the paired test cannot tell from it, and the cheapest such row when it is cheaper.</p>"
             + table(["budget (ms)", "rows within", "best", "test acc (%)", "95% CI (%)", "ms/image",
                      "not distinguishable", "cheaper and not distinguishable"], rows))
