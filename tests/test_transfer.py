@@ -216,6 +216,19 @@ def test_fine_tune_settings_without_shift_keep_their_keys():
 
     assert "shift" not in FineTuneConfig().as_dict()  # cached fine-tuned rows from before stay valid
     assert FineTuneConfig(shift=1).as_dict()["shift"] == 1
+    assert "schedule" not in FineTuneConfig().as_dict()
+    assert FineTuneConfig(schedule="cosine").as_dict()["schedule"] == "cosine"
+    with pytest.raises(ValueError, match="one of constant, cosine; got 'step'"):
+        FineTuneConfig(schedule="step")
+
+
+def test_cosine_schedule_falls_to_zero_over_the_epochs():
+    from benchmark.core.finetune import FineTuneConfig
+
+    assert FineTuneConfig(learning_rate=1e-3, epochs=3).rate(steps_per_epoch=10) == 1e-3
+    rate = FineTuneConfig(learning_rate=1e-3, epochs=3, schedule="cosine").rate(steps_per_epoch=10)
+    assert float(rate(0)) == pytest.approx(1e-3) and float(rate(15)) == pytest.approx(5e-4, rel=1e-3)
+    assert float(rate(30)) == pytest.approx(0, abs=1e-9)
 
 
 def test_every_backbone_has_a_cut_to_fine_tune_above(tiny_cifar_dir, tmp_path, capsys):
@@ -443,6 +456,7 @@ def test_ensemble_weights_and_member_size():
      "jpeg_qualities": (), "training": {"hidden": 32, "epochs": 3, "flip": False, "seed": 4}},
     {"backbone": "DenseNet121", "img_size": "native", "cut": "pool4_pool", "fine_tune": True, "ensemble": ("MobileNet",),
      "output": "m.keras", "training": {"ft_shift": 0, "ft_lr": 3e-4, "label_smoothing": 0.0, "chunk_size": 512}},
+    {"training": {"ft_epochs": 3, "ft_schedule": "cosine"}},
 ])
 def test_recorded_settings_give_the_exact_command(run):
     """transfer.json's "settings" -> a command whose parsed FinalRun is the same run (folders aside)."""

@@ -65,6 +65,7 @@ FINAL_RUN_FLAGS = {"backbone": "--backbone", "img_size": "--size", "output": "--
                    "n_test": "--test-size", "n_val_holdout": "--val-holdout", "cut": "--cut", "mirror": "--mirror"}
 TRAINING_FLAGS = {"hidden": "--hidden", "dropout": "--dropout", "label_smoothing": "--label-smoothing",
                   "epochs": "--epochs", "ft_epochs": "--ft-epochs", "ft_lr": "--ft-lr", "ft_shift": "--ft-shift",
+                  "ft_schedule": "--ft-schedule",
                   "batch_size": "--batch-size", "chunk_size": "--chunk-size", "seed": "--seed"}
 PATH_FIELDS = ("results", "data_dir", "weights_dir", "cache_dir", "recheck")
 
@@ -119,7 +120,8 @@ def transfer_command(record: dict) -> str | None:
         (["--fine-tune"] if record.get("regime") == "finetune" else ["--no-fine-tune"],),
         _flag("--cut", record["cut"]) if record.get("cut") else ([],),
         *[_flag(flag, ft[key]) for key, flag in (("epochs", "--ft-epochs"), ("learning_rate", "--ft-lr"),
-                                                 ("shift", "--ft-shift"), ("label_smoothing", "--label-smoothing"))
+                                                 ("shift", "--ft-shift"), ("schedule", "--ft-schedule"),
+                                                 ("label_smoothing", "--label-smoothing"))
           if key in ft],
         ([], ["--no-flip"]) if ft.get("flip") is False else ([],),
         _flag("--ensemble", *record["members"]) if record.get("members") else ([],),

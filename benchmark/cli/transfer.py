@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ft-shift", type=int, default=TRAINING.ft_shift, metavar="CELLS",
                    help="shift the cached maps at random by up to this many cells each way while fine-tuning "
                         "(default %(default)s; 0: no shifts)")
+    p.add_argument("--ft-schedule", choices=config.SCHEDULES, default=TRAINING.ft_schedule,
+                   help="the fine-tuning learning rate: constant, or cosine (down to 0 over --ft-epochs, step by "
+                        "step) (default %(default)s)")
     p.add_argument("--cut", metavar="LAYER",
                    help="fine-tune everything above this layer of the base (a layer name, '<layer>.input', or "
                         "'a+b' for two tensors; default: the measured cut where there is one ("
@@ -89,6 +92,7 @@ def run_from_args(args) -> FinalRun:
     """The parsed flags as the library's settings."""
     training = TransferConfig(hidden=args.hidden, dropout=args.dropout, label_smoothing=args.label_smoothing,
                               epochs=args.epochs, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, ft_shift=args.ft_shift,
+                              ft_schedule=args.ft_schedule,
                               flip=not args.no_flip, batch_size=args.batch_size, chunk_size=args.chunk_size,
                               seed=args.seed)
     return FinalRun(backbone=args.backbone, img_size=args.size, results=args.results, data_dir=args.data_dir,

@@ -24,6 +24,7 @@ from .heads import one_hot
 
 # Bump when fine-tuning changes, so cached fine-tuned weights are not reused.
 FINETUNE_VERSION = 1
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class FineTuneConfig:
             each way (edge cells repeated), as augmentation; 0: none. One
             cell of DenseNet121's 10x10 `pool3_pool` maps at 160 px is 16
             input pixels, 3.2 pixels of the 32x32 image.
+        schedule: of the learning rate, one of `SCHEDULES`: "constant", or
+            "cosine": from `learning_rate` down to 0 along a half cosine over
+            `epochs` epochs, step by step (with `epochs` set to where the
+            validation accuracy peaks, the last epochs take smaller steps).
     """
 
     learning_rate: float = 1e-4
@@ -50,12 +55,28 @@ class FineTuneConfig:
     flip: bool = True
     label_smoothing: float = 0.1
     shift: int = 0
+    schedule: str = "constant"
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"the fine-tuning schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
 
     def as_dict(self) -> dict:
         settings = asdict(self)
-        if not self.shift:  # settings from before `shift` existed keep their cache keys
+        # Settings from before `shift` and `schedule` existed keep their cache keys.
+        if not self.shift:
             del settings["shift"]
+        if self.schedule == "constant":
+            del settings["schedule"]
         return settings
+
+    def rate(self, steps_per_epoch: int):
+        """The stage's learning rate for Adam: a number, or a Keras schedule of the step."""
+        import keras
+
+        if self.schedule == "cosine":
+            return keras.optimizers.schedules.CosineDecay(self.learning_rate, self.epochs * steps_per_epoch)
+        return self.learning_rate
 
 
 def _own_nodes(model) -> dict:
@@ -248,14 +269,15 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
         x = keras.layers.RandomTranslation(config.shift / h, config.shift / w, fill_mode="nearest",
                                            interpolation="nearest", seed=seed, name="shift")(x)
     model = keras.Model(inputs, head(top(x)), name="fine_tune")
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    n_classes = int(head.outputs[0].shape[-1])
+    batches = _batches(train[0], train[1], config.batch_size, True, seed, n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(config.rate(len(batches))),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
                                          restore_best_weights=True)
     t0 = time.perf_counter()
-    n_classes = int(head.outputs[0].shape[-1])
-    history = model.fit(_batches(train[0], train[1], config.batch_size, True, seed, n_classes),
+    history = model.fit(batches,
                         validation_data=_batches(val[0], val[1], 256, False, seed, n_classes),
                         epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
     freeze(top)

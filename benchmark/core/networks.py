@@ -150,7 +150,8 @@ def train_network(recipe: Recipe, data: dict[str, tuple], top=None, echo=print,
 
 def _fine_tune(recipe: Recipe, trained: Trained, data: dict, echo, label: str) -> None:
     ft = recipe.fine_tune
-    echo(f"Fine-tuning {label} with the head (lr {ft.learning_rate}, at most {ft.epochs} epochs, "
+    schedule = " cosine decay," if ft.schedule == "cosine" else ""
+    echo(f"Fine-tuning {label} with the head (lr {ft.learning_rate},{schedule} at most {ft.epochs} epochs, "
          f"{'random mirroring, ' if ft.flip else ''}{f'random shifts of up to {ft.shift} cells, ' if ft.shift else ''}"
          f"BatchNorm frozen) on {len(data['train'][1])} cached maps ...")
     result = fine_tune(trained.top, trained.head, data["train"], data["val"], ft, seed=recipe.seed, echo=echo)

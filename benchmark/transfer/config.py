@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.finetune import FineTuneConfig
+from ..core.finetune import SCHEDULES, FineTuneConfig
 from ..core.heads import HeadConfig
 
 # Without benchmark results: measured here on 3,000 training images at 224 px
@@ -51,6 +51,7 @@ class TransferConfig:
         epochs: maximum head epochs, early-stopped on validation.
         ft_epochs, ft_lr: the fine-tuning stage's maximum epochs and Adam learning rate.
         ft_shift: random translation of the cached maps while fine-tuning, in cells (0: none).
+        ft_schedule: the fine-tuning learning rate's schedule (`FineTuneConfig.schedule`).
         flip: mirrored features (head only) or random mirroring of maps (fine-tuning).
         batch_size, chunk_size: the extraction batch and resumable chunk, in images.
         seed: of the split, both stages and the bootstrap.
@@ -63,6 +64,7 @@ class TransferConfig:
     ft_epochs: int = 5
     ft_lr: float = 1e-4
     ft_shift: int = 1  # measured with DenseNet121 at 160 px above pool3_pool (README "Final model")
+    ft_schedule: str = "constant"
     flip: bool = True
     batch_size: int = 32
     chunk_size: int = 2048
@@ -74,7 +76,8 @@ class TransferConfig:
 
     def fine_tune(self) -> FineTuneConfig:
         return FineTuneConfig(learning_rate=self.ft_lr, epochs=self.ft_epochs, flip=self.flip,
-                              label_smoothing=self.label_smoothing, shift=self.ft_shift)
+                              label_smoothing=self.label_smoothing, shift=self.ft_shift,
+                              schedule=self.ft_schedule)
 
     def check(self) -> None:
         """Raises ValueError naming the setting and its range (the command line's exit 2)."""
@@ -88,6 +91,8 @@ class TransferConfig:
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise ValueError(f"--dropout and --label-smoothing are fractions in [0, 1); got {self.dropout} and "
                              f"{self.label_smoothing}")
+        if self.ft_schedule not in SCHEDULES:
+            raise ValueError(f"--ft-schedule is one of {', '.join(SCHEDULES)}; got {self.ft_schedule!r}")
         if self.ft_lr <= 0:
             raise ValueError(f"--ft-lr is a positive learning rate; got {self.ft_lr}")
 
