@@ -185,6 +185,18 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert module.main(args[:-4] + ["--ft-epochs", "1"]) == 0
     assert capsys.readouterr().out.count("maps at pool4_pool from the cache") == 3  # train, val, test
 
+    # JPEG-compressed copies of the training images: extracted once, the rest from the cache; the head
+    # trains on both sets, fine-tuning draws each image from either
+    keras.backend.clear_session()
+    assert module.main(args[:-4] + ["--ft-epochs", "1", "--train-jpeg", "30", "95"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("maps at pool4_pool from the cache") == 3 and "train-jpeg30-95:" not in out
+    assert "on 400 frozen feature vectors" in out and "drawn at random from it and train-jpeg30-95" in out
+    assert json.loads((tmp_path / "transfer.json").read_text())["settings"]["training"]["train_jpeg"] == [30, 95]
+    keras.backend.clear_session()
+    assert module.main(args[:-4] + ["--ft-epochs", "1", "--train-jpeg", "30", "95"]) == 0
+    assert "Model taken from the cache" in capsys.readouterr().out  # the band is in the model's key, stably
+
     # the default cut, one stage deeper, trains conv4 too, on shifted maps; conv3 stays as it was
     keras.backend.clear_session()
     assert module.main([a for a in args[:-4] if a not in ("--cut", "pool4_pool")]
@@ -220,6 +232,89 @@ def test_fine_tune_settings_without_shift_keep_their_keys():
     assert FineTuneConfig(schedule="cosine").as_dict()["schedule"] == "cosine"
     with pytest.raises(ValueError, match="one of constant, cosine; got 'step'"):
         FineTuneConfig(schedule="step")
+
+
+def test_jpeg_recoded_training_images_are_named_seeded_and_parsed():
+    from benchmark.core.data import Split, jpeg_copy, jpeg_recoded, parse_jpeg_split
+
+    rng = np.random.default_rng(0)
+    train = Split("train", rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), np.arange(20) % 10)
+    recoded = jpeg_recoded(train, (30, 95))
+    assert recoded.name == "train-jpeg30-95" and parse_jpeg_split(recoded.name) == ("train", (30, 95))
+    assert recoded.fingerprint == jpeg_recoded(train, (30, 95)).fingerprint  # the same copy on every run
+    assert recoded.fingerprint != jpeg_recoded(train, (30, 94)).fingerprint
+    np.testing.assert_array_equal(recoded.y, train.y)
+    assert np.abs(recoded.x.astype(int) - train.x).mean() > 1  # noise images lose much to JPEG
+    np.testing.assert_array_equal(jpeg_recoded(train, (50, 50)).x, jpeg_copy(train.x, 50))  # one quality: as the check
+    assert parse_jpeg_split("train-flip") is None and parse_jpeg_split("train-jpeg30") is None
+    assert parse_jpeg_split("test") is None and parse_jpeg_split("-jpeg1-2") is None
+
+
+def test_fine_tuning_batches_draw_each_image_from_one_view():
+    from benchmark.core.finetune import _batches
+
+    x, view, y = np.zeros((400, 2, 2, 1), np.float16), np.ones((400, 2, 2, 1), np.float16), np.arange(400) % 10
+    plain, rng, order = _batches(x, y, 400, True, 0), np.random.default_rng(0), np.arange(400)
+    rng.shuffle(order)
+    np.testing.assert_array_equal(plain.order, order)  # without views, the draws of every run before them
+    plain.on_epoch_end()
+    rng.shuffle(order)
+    np.testing.assert_array_equal(plain.order, order)
+    assert plain[0][0].max() == 0
+    with pytest.raises(ValueError, match=r"same images as the training maps, shape \(400, 2, 2, 1\); got \(399"):
+        _batches(x, y, 400, True, 0, views=(view[1:],))
+    mixed = _batches(x, y, 400, True, 0, views=(view,))
+    first = mixed[0][0]
+    assert set(np.unique(first)) == {0.0, 1.0} and (first.min(axis=(1, 2, 3)) == first.max(axis=(1, 2, 3))).all()
+    assert 0.4 < first.mean() < 0.6
+    mixed.on_epoch_end()
+    assert not np.array_equal(mixed[0][0], first)  # drawn again each epoch
+
+
+def test_train_jpeg_band_is_checked(tmp_path, capsys):
+    common = ["--backbone", "DenseNet121", "--results", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
+              "--data-dir", str(tmp_path / "no-data")]
+    assert _module().main(common + ["--train-jpeg", "0", "95"]) == 2
+    assert "--train-jpeg is a band of JPEG qualities LOW HIGH with 1 <= LOW <= HIGH <= 95; got 0 95" in \
+        capsys.readouterr().err
+
+
+def test_settings_recorded_before_a_training_flag_existed_still_give_their_command():
+    import dataclasses
+
+    from benchmark.cli.commands import transfer_command
+    from benchmark.transfer.config import FinalRun
+
+    settings = dataclasses.asdict(FinalRun())
+    for newer in ("ft_schedule", "train_jpeg"):
+        del settings["training"][newer]
+    assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == "python 0-transfer.py"
+    settings["training"]["ft_epochs"] = 3
+    assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == "python 0-transfer.py --ft-epochs 3"
+
+
+def test_the_report_names_the_schedule_and_the_jpeg_copies():
+    from report.sections.front import final_regime
+
+    plain = {"cut": "pool3_pool", "fine_tune_settings": {"epochs": 5}, "settings": {"training": {"train_jpeg": None}}}
+    assert final_regime(plain) == "fine-tuned above pool3_pool"
+    both = {"cut": "pool3_pool", "fine_tune_settings": {"schedule": "cosine"},
+            "settings": {"training": {"train_jpeg": [30, 95]}}}
+    assert final_regime(both) == ("fine-tuned above pool3_pool with a cosine decay of the learning rate and "
+                                  "JPEG-re-encoded copies (qualities 30-95) of the training images")
+    assert final_regime({"cut": None}) == "a head on the frozen base"
+
+
+def test_model_key_without_jpeg_copies_is_unchanged():
+    import keras
+
+    from benchmark.core.keys import PIPELINE_VERSION, model_parts
+
+    args = ("DenseNet121", 160, "w", "pool3_pool", "t", "v", False, {"kind": "mlp"}, 0.1, {"epochs": 5}, 0)
+    assert set(model_parts(*args)) == {"backbone", "size", "weights", "cut", "train", "val", "flip_features", "head",
+                                       "label_smoothing", "fine_tune", "seed", "versions"}
+    assert model_parts(*args)["versions"][0] == PIPELINE_VERSION and keras.__version__ in model_parts(*args)["versions"]
+    assert model_parts(*args, train_jpeg=(30, 95))["train_jpeg"]["band"] == [30, 95]
 
 
 def test_cosine_schedule_falls_to_zero_over_the_epochs():
@@ -456,7 +551,7 @@ def test_ensemble_weights_and_member_size():
      "jpeg_qualities": (), "training": {"hidden": 32, "epochs": 3, "flip": False, "seed": 4}},
     {"backbone": "DenseNet121", "img_size": "native", "cut": "pool4_pool", "fine_tune": True, "ensemble": ("MobileNet",),
      "output": "m.keras", "training": {"ft_shift": 0, "ft_lr": 3e-4, "label_smoothing": 0.0, "chunk_size": 512}},
-    {"training": {"ft_epochs": 3, "ft_schedule": "cosine"}},
+    {"training": {"ft_epochs": 3, "ft_schedule": "cosine", "train_jpeg": (30, 95)}},
 ])
 def test_recorded_settings_give_the_exact_command(run):
     """transfer.json's "settings" -> a command whose parsed FinalRun is the same run (folders aside)."""

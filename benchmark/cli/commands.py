@@ -65,7 +65,7 @@ FINAL_RUN_FLAGS = {"backbone": "--backbone", "img_size": "--size", "output": "--
                    "n_test": "--test-size", "n_val_holdout": "--val-holdout", "cut": "--cut", "mirror": "--mirror"}
 TRAINING_FLAGS = {"hidden": "--hidden", "dropout": "--dropout", "label_smoothing": "--label-smoothing",
                   "epochs": "--epochs", "ft_epochs": "--ft-epochs", "ft_lr": "--ft-lr", "ft_shift": "--ft-shift",
-                  "ft_schedule": "--ft-schedule",
+                  "ft_schedule": "--ft-schedule", "train_jpeg": "--train-jpeg",
                   "batch_size": "--batch-size", "chunk_size": "--chunk-size", "seed": "--seed"}
 PATH_FIELDS = ("results", "data_dir", "weights_dir", "cache_dir", "recheck")
 
@@ -73,12 +73,16 @@ PATH_FIELDS = ("results", "data_dir", "weights_dir", "cache_dir", "recheck")
 def settings_command(settings: dict) -> str | None:
     """The `python 0-transfer.py` command of transfer.json's "settings" (a `FinalRun` as a dict), exact:
     the shortest command whose parsed `FinalRun` equals it, folders aside; None when no command does."""
+    from ..transfer.config import TransferConfig
     from .transfer import build_parser, run_from_args
 
-    training = settings.get("training") or {}
+    # A transfer.json from before a training field existed ran with that field's default.
+    training = {**dataclasses.asdict(TransferConfig()), **(settings.get("training") or {})}
+    settings = {**settings, "training": training}
     groups = [_flag(flag, settings[key]) if settings.get(key) is not None else ([],)
               for key, flag in FINAL_RUN_FLAGS.items()]
-    groups += [_flag(flag, training[key]) for key, flag in TRAINING_FLAGS.items() if key in training]
+    groups += [_flag(flag, *(training[key] if isinstance(training[key], (list, tuple)) else [training[key]]))
+               for key, flag in TRAINING_FLAGS.items() if training.get(key) is not None]
     groups += [([], ["--fine-tune" if settings.get("fine_tune") else "--no-fine-tune"])
                if settings.get("fine_tune") is not None else ([],),
                ([], ["--no-flip"]) if training.get("flip") is False else ([],),
@@ -98,6 +102,8 @@ def settings_command(settings: dict) -> str | None:
 def _comparable(settings: dict) -> dict:
     """A FinalRun dict as flags can say it: folders left out, tuples as lists, the size as text."""
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if k not in PATH_FIELDS}
+    if out.get("training"):
+        out["training"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out["training"].items()}
     out["img_size"] = None if out.get("img_size") is None else str(out["img_size"])
     return out
 

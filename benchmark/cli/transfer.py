@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ft-schedule", choices=config.SCHEDULES, default=TRAINING.ft_schedule,
                    help="the fine-tuning learning rate: constant, or cosine (down to 0 over --ft-epochs, step by "
                         "step) (default %(default)s)")
+    p.add_argument("--train-jpeg", type=int, nargs=2, default=TRAINING.train_jpeg, metavar=("LOW", "HIGH"),
+                   help="also train on the training images re-encoded as JPEG, each at a quality drawn from LOW..HIGH "
+                        "(1-95), extracted once and cached (as much room again as the training maps): the head "
+                        "trains on both, fine-tuning draws each image "
+                        "from either at random each epoch (default: off)")
     p.add_argument("--cut", metavar="LAYER",
                    help="fine-tune everything above this layer of the base (a layer name, '<layer>.input', or "
                         "'a+b' for two tensors; default: the measured cut where there is one ("
@@ -93,6 +98,7 @@ def run_from_args(args) -> FinalRun:
     training = TransferConfig(hidden=args.hidden, dropout=args.dropout, label_smoothing=args.label_smoothing,
                               epochs=args.epochs, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, ft_shift=args.ft_shift,
                               ft_schedule=args.ft_schedule,
+                              train_jpeg=tuple(args.train_jpeg) if args.train_jpeg else None,
                               flip=not args.no_flip, batch_size=args.batch_size, chunk_size=args.chunk_size,
                               seed=args.seed)
     return FinalRun(backbone=args.backbone, img_size=args.size, results=args.results, data_dir=args.data_dir,

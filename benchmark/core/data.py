@@ -350,3 +350,45 @@ def flip_left_right(x: np.ndarray) -> np.ndarray:
 def mirrored(split: Split) -> Split:
     """`split` flipped left-right, named `<name>-flip`: a free augmentation, cached like the rest."""
     return Split(f"{split.name}-flip", flip_left_right(split.x), split.y)
+
+
+def jpeg_copy(x: np.ndarray, quality) -> np.ndarray:
+    """`x` (N, H, W, 3) uint8 re-encoded as JPEG and decoded again (Pillow, 4:2:0 chroma as its default).
+
+    `quality` (1..95) is one number for every image or an array (N,) of one per image.
+    """
+    from PIL import Image
+
+    qualities = np.broadcast_to(np.asarray(quality, dtype=int), (len(x),))
+    out = np.empty_like(x)
+    for i, (image, q) in enumerate(zip(x, qualities)):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=int(q))
+        out[i] = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return out
+
+
+JPEG_SUFFIX = "-jpeg"  # of a re-encoded split, e.g. "train-jpeg30-95"
+
+
+def jpeg_split_name(name: str, band: tuple[int, int]) -> str:
+    """The name of `name`'s copy re-encoded at JPEG qualities in `band` (low, high)."""
+    return f"{name}{JPEG_SUFFIX}{band[0]}-{band[1]}"
+
+
+def parse_jpeg_split(name: str) -> tuple[str, tuple[int, int]] | None:
+    """`(base split name, (low, high))` of a `jpeg_split_name`, None for any other name."""
+    base, sep, band = name.rpartition(JPEG_SUFFIX)
+    low, dash, high = band.partition("-")
+    if not (sep and base and dash and low.isdigit() and high.isdigit()):
+        return None
+    return base, (int(low), int(high))
+
+
+def jpeg_recoded(split: Split, band: tuple[int, int], seed: int = 0) -> Split:
+    """`split` with each image re-encoded as JPEG at a quality drawn uniformly from `band` (inclusive),
+    seeded, so the copy (and its cache key) is the same on every run: training on it and on `split`
+    teaches the network that compression is not a feature."""
+    low, high = band
+    qualities = np.random.default_rng([seed, low, high]).integers(low, high + 1, size=len(split))
+    return Split(jpeg_split_name(split.name, band), jpeg_copy(split.x, qualities), split.y)

@@ -25,7 +25,7 @@ import backbones
 from backbones import WeightsSource
 
 from . import sysinfo
-from .data import Split, SplitRecipe, mirrored, timing_split
+from .data import Split, SplitRecipe, jpeg_recoded, mirrored, parse_jpeg_split, timing_split
 from .extract import CHUNK_SIZE, Extractor, Timing, extract_split, make_extractor
 from .finetune import FineTuneConfig, split_base
 from .flops import count_flops
@@ -136,6 +136,8 @@ def select_splits(job: BackboneJob, splits: dict[str, Split]) -> dict[str, Split
             out[name] = timing_split(splits["train"], job.n_time_images + job.batch_size)
         elif name.endswith(FLIP) and name[: -len(FLIP)] in splits:
             out[name] = mirrored(splits[name[: -len(FLIP)]])
+        elif (recoded := parse_jpeg_split(name)) and recoded[0] in splits:
+            out[name] = jpeg_recoded(splits[recoded[0]], recoded[1])
         else:
             raise ValueError(f"job for {job.backbone} asks for split {name!r}, which is not among "
                              f"{', '.join(splits)} nor derived from them")

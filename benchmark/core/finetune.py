@@ -204,19 +204,30 @@ def pooled_features(top, maps: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int, n_classes: int = 10):
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int, n_classes: int = 10,
+             views: tuple = ()):
     """A `keras.utils.PyDataset` of float32 batches cut from float16 maps on the fly.
 
     Passing the float16 arrays to `fit` directly would make Keras copy them
-    all to float32 first: 4.5 GB for 45,000 7x7x512 maps.
+    all to float32 first: 4.5 GB for 45,000 7x7x512 maps. `views` are maps
+    of other versions of the same images (e.g. JPEG re-encoded), in the same
+    order: each epoch takes each image's maps from `x` or one of the views,
+    drawn at random, so an epoch costs the same with or without them.
     """
     import keras
+
+    for view in views:
+        if view.shape != x.shape:
+            raise ValueError(f"each view must hold maps of the same images as the training maps, shape {x.shape}; "
+                             f"got {view.shape}")
+    sources = (x, *views)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
             self.order = np.arange(len(x))
+            self.source = np.zeros(len(x), np.int64)
             self.on_epoch_end()
 
         def __len__(self):
@@ -224,11 +235,20 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed:
 
         def __getitem__(self, i):
             idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
-            return x[idx].astype(np.float32), one_hot(y[idx], n_classes)
+            if not views:
+                return x[idx].astype(np.float32), one_hot(y[idx], n_classes)
+            out = np.empty((len(idx), *x.shape[1:]), np.float32)
+            for k, maps in enumerate(sources):
+                take = self.source[idx] == k
+                if take.any():
+                    out[take] = maps[idx[take]]  # sorted indices: sequential reads of memory-mapped maps
+            return out, one_hot(y[idx], n_classes)
 
         def on_epoch_end(self):
             if shuffle:
                 self.rng.shuffle(self.order)
+            if len(sources) > 1:
+                self.source = self.rng.integers(0, len(sources), size=len(x))
 
     return Batches()
 
@@ -242,7 +262,7 @@ class FineTuneResult(NamedTuple):
 
 
 def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed: int = 0,
-              echo=print) -> FineTuneResult:
+              echo=print, views: tuple = ()) -> FineTuneResult:
     """Trains `top` and `head` together on cached maps.
 
     Args:
@@ -251,6 +271,8 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
             the frozen features (a good start keeps the block from drifting).
         train, val: `(maps (N, h, w, c) float16/float32, labels (N,))`.
         config: the stage's settings.
+        views: maps of other versions of the training images (same order and shape as `train`'s):
+            each epoch draws each image's maps from `train` or a view at random.
 
     Returns:
         A `FineTuneResult`: epochs run, wall time, the validation accuracy
@@ -270,7 +292,7 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
                                            interpolation="nearest", seed=seed, name="shift")(x)
     model = keras.Model(inputs, head(top(x)), name="fine_tune")
     n_classes = int(head.outputs[0].shape[-1])
-    batches = _batches(train[0], train[1], config.batch_size, True, seed, n_classes)
+    batches = _batches(train[0], train[1], config.batch_size, True, seed, n_classes, views)
     model.compile(optimizer=keras.optimizers.Adam(config.rate(len(batches))),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])

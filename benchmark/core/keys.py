@@ -48,15 +48,23 @@ def finetune_parts(map_keys: dict[str, str], finetune: dict, head: dict, seed: i
 
 
 def model_parts(backbone: str, img_size: int, weights: str, cut: str | None, train: str, val: str,
-                flip_features: bool, head: dict, label_smoothing: float, fine_tune: dict | None, seed: int) -> dict:
+                flip_features: bool, head: dict, label_smoothing: float, fine_tune: dict | None, seed: int,
+                train_jpeg: tuple | None = None) -> dict:
     """The final model's main network (unchanged since v1): `weights` is the weights identity, `train` and
-    `val` the splits' fingerprints, `fine_tune` `FineTuneConfig.as_dict` or None."""
+    `val` the splits' fingerprints, `fine_tune` `FineTuneConfig.as_dict` or None, `train_jpeg` the band of
+    the re-encoded training images (with the Pillow and libjpeg versions that encode them) or None."""
     import keras
 
-    return {"backbone": backbone, "size": img_size, "weights": weights, "cut": cut, "train": train, "val": val,
-            "flip_features": flip_features, "head": head, "label_smoothing": label_smoothing,
-            "fine_tune": fine_tune, "seed": seed,
-            "versions": [PIPELINE_VERSION, HEAD_VERSION, FINETUNE_VERSION, keras.__version__]}
+    parts = {"backbone": backbone, "size": img_size, "weights": weights, "cut": cut, "train": train, "val": val,
+             "flip_features": flip_features, "head": head, "label_smoothing": label_smoothing,
+             "fine_tune": fine_tune, "seed": seed,
+             "versions": [PIPELINE_VERSION, HEAD_VERSION, FINETUNE_VERSION, keras.__version__]}
+    if train_jpeg is not None:
+        import PIL
+        from PIL import features
+
+        parts["train_jpeg"] = {"band": list(train_jpeg), "pillow": PIL.__version__, "libjpeg": features.version("jpg")}
+    return parts
 
 
 def ensemble_parts(main: dict, members: list[str], min_gain: float, member_weights: list[str]) -> dict:

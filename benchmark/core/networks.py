@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import Split
+from .data import Split, parse_jpeg_split
 from .features import BackboneJob, FeatureSet, build_job_base, release_keras, select_splits
 from .finetune import FineTuneConfig, fine_tune, pooled_features, split_base, trainable_params
 from .heads import HeadConfig, fit_head
@@ -150,11 +150,15 @@ def train_network(recipe: Recipe, data: dict[str, tuple], top=None, echo=print,
 
 def _fine_tune(recipe: Recipe, trained: Trained, data: dict, echo, label: str) -> None:
     ft = recipe.fine_tune
+    # Re-encoded copies of the training images are other views of the same images, not more images.
+    views = {name: x for name, (x, _) in data.items() if (parsed := parse_jpeg_split(name)) and parsed[0] == "train"}
     schedule = " cosine decay," if ft.schedule == "cosine" else ""
+    mixed = f", each image's maps drawn at random from it and {' and '.join(views)}" if views else ""
     echo(f"Fine-tuning {label} with the head (lr {ft.learning_rate},{schedule} at most {ft.epochs} epochs, "
          f"{'random mirroring, ' if ft.flip else ''}{f'random shifts of up to {ft.shift} cells, ' if ft.shift else ''}"
-         f"BatchNorm frozen) on {len(data['train'][1])} cached maps ...")
-    result = fine_tune(trained.top, trained.head, data["train"], data["val"], ft, seed=recipe.seed, echo=echo)
+         f"BatchNorm frozen) on {len(data['train'][1])} cached maps{mixed} ...")
+    result = fine_tune(trained.top, trained.head, data["train"], data["val"], ft, seed=recipe.seed, echo=echo,
+                       views=tuple(views.values()))
     echo(f"  fine-tune: {result.epochs} epochs in {result.seconds:.0f}s, validation accuracy {result.val_acc:.4f} "
          f"({result.val_acc - trained.val_acc:+.4f} over the frozen base)")
     trained.val_acc = result.val_acc

@@ -52,6 +52,9 @@ class TransferConfig:
         ft_epochs, ft_lr: the fine-tuning stage's maximum epochs and Adam learning rate.
         ft_shift: random translation of the cached maps while fine-tuning, in cells (0: none).
         ft_schedule: the fine-tuning learning rate's schedule (`FineTuneConfig.schedule`).
+        train_jpeg: None, or a band of JPEG qualities (low, high): the training images are also
+            re-encoded, each at a quality drawn from the band, and extracted once (cached); the head
+            trains on both sets of features, and fine-tuning draws each image's maps from either at random.
         flip: mirrored features (head only) or random mirroring of maps (fine-tuning).
         batch_size, chunk_size: the extraction batch and resumable chunk, in images.
         seed: of the split, both stages and the bootstrap.
@@ -65,6 +68,7 @@ class TransferConfig:
     ft_lr: float = 1e-4
     ft_shift: int = 1  # measured with DenseNet121 at 160 px above pool3_pool (README "Final model")
     ft_schedule: str = "constant"
+    train_jpeg: tuple | None = None
     flip: bool = True
     batch_size: int = 32
     chunk_size: int = 2048
@@ -91,8 +95,13 @@ class TransferConfig:
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise ValueError(f"--dropout and --label-smoothing are fractions in [0, 1); got {self.dropout} and "
                              f"{self.label_smoothing}")
-        if self.ft_schedule not in SCHEDULES:
+        if self.ft_schedule not in SCHEDULES:  # argparse's choices catch it first; this is for library callers
             raise ValueError(f"--ft-schedule is one of {', '.join(SCHEDULES)}; got {self.ft_schedule!r}")
+        if self.train_jpeg is not None:
+            low, high = self.train_jpeg
+            if not 1 <= low <= high <= 95:
+                raise ValueError(f"--train-jpeg is a band of JPEG qualities LOW HIGH with 1 <= LOW <= HIGH <= 95; "
+                                 f"got {low} {high}")
         if self.ft_lr <= 0:
             raise ValueError(f"--ft-lr is a positive learning rate; got {self.ft_lr}")
 

@@ -11,30 +11,17 @@ the images' fingerprint, so an unchanged file is not evaluated twice.
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
 
 import backbones
 
-from ..core.data import CLASSES, Split
+from ..core.data import CLASSES, Split, jpeg_copy
 from ..core.keys import evaluation_parts
 from ..core.metrics import prediction_shift
 from ..core.progress import format_duration
 from ..core.store import Store
-
-
-def jpeg_copy(x: np.ndarray, quality: int) -> np.ndarray:
-    """`x` (N, 32, 32, 3) uint8 re-encoded as JPEG at `quality` (1..95) and decoded again."""
-    from PIL import Image
-
-    out = np.empty_like(x)
-    for i, image in enumerate(x):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
-        out[i] = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    return out
 
 
 def evaluate(path: str, test: Split, preprocess_data, store: Store, recheck: bool = False,

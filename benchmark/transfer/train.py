@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import backbones
 
-from ..core.data import Split
+from ..core.data import Split, jpeg_split_name
 from ..core.features import FLIP, BackboneJob, FeatureSet, build_job_base, ensure_features
 from ..core.finetune import split_base
 from ..core.keys import model_parts
@@ -71,7 +71,15 @@ class Transfer:
         ft = self.config.fine_tune() if self.cut else None
         return model_parts(self.spec.name, self.img_size, self.weights.identity, self.cut, self.train.fingerprint,
                            self.val.fingerprint, self.flip_features, self.config.head().as_dict(),
-                           self.config.label_smoothing, ft.as_dict() if ft else None, self.config.seed)
+                           self.config.label_smoothing, ft.as_dict() if ft else None, self.config.seed,
+                           self.config.train_jpeg)
+
+    @property
+    def train_splits(self) -> tuple:
+        """The training images' splits: the images, and their mirror images' or re-encoded copies."""
+        mirrored = ("train" + FLIP,) if self.flip_features else ()
+        band = self.config.train_jpeg
+        return ("train", *mirrored, *((jpeg_split_name("train", band),) if band else ()))
 
 
 def train_main(t: Transfer, echo=print):
@@ -84,8 +92,7 @@ def train_main(t: Transfer, echo=print):
         accuracy, epochs, wall seconds and trainable parameters, and the
         per-epoch training and validation curves.
     """
-    splits = ("train", "train" + FLIP, "val") if t.flip_features else ("train", "val")
-    job = t.job(cut=t.cut, splits=splits + (("test",) if t.test is not None else ()))
+    job = t.job(cut=t.cut, splits=t.train_splits + ("val",) + (("test",) if t.test is not None else ()))
     base = build_job_base(job)  # WeightsUnavailable when an ImageNet download fails
     top = split_base(base, t.cut)[1] if t.cut else None
     sets = t.features(job, base, echo)
