@@ -455,7 +455,8 @@ def test_transfer_command_round_trips(record):
     assert args.output == record.get("model_file", "cifar10.h5")
     if record["fine_tune_settings"]:
         config = TransferConfig(ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, ft_shift=args.ft_shift,
-                                flip=not args.no_flip, label_smoothing=args.label_smoothing)
+                                ft_schedule=args.ft_schedule, flip=not args.no_flip,
+                                label_smoothing=args.label_smoothing)
         assert dataclasses.asdict(config.fine_tune()) == {"schedule": "constant", **record["fine_tune_settings"]}
 
 

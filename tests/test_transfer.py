@@ -286,11 +286,12 @@ def test_settings_recorded_before_a_training_flag_existed_still_give_their_comma
     from benchmark.transfer.config import FinalRun
 
     settings = dataclasses.asdict(FinalRun())
-    for newer in ("ft_schedule", "train_jpeg"):
-        del settings["training"][newer]
     assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == "python 0-transfer.py"
-    settings["training"]["ft_epochs"] = 3
-    assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == "python 0-transfer.py --ft-epochs 3"
+    for newer in ("ft_schedule", "train_jpeg"):  # a record from before: it ran at a constant rate
+        del settings["training"][newer]
+    settings["training"]["ft_epochs"] = 5
+    assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == \
+        "python 0-transfer.py --ft-epochs 5 --ft-schedule constant"
 
 
 def test_the_report_names_the_schedule_and_the_jpeg_copies():

@@ -68,16 +68,16 @@ TRAINING_FLAGS = {"hidden": "--hidden", "dropout": "--dropout", "label_smoothing
                   "ft_schedule": "--ft-schedule", "train_jpeg": "--train-jpeg",
                   "batch_size": "--batch-size", "chunk_size": "--chunk-size", "seed": "--seed"}
 PATH_FIELDS = ("results", "data_dir", "weights_dir", "cache_dir", "recheck")
+# What a transfer.json from before a training setting existed ran with: the setting's value before it existed.
+BEFORE_IT_EXISTED = {"ft_schedule": "constant", "train_jpeg": None}
 
 
 def settings_command(settings: dict) -> str | None:
     """The `python 0-transfer.py` command of transfer.json's "settings" (a `FinalRun` as a dict), exact:
     the shortest command whose parsed `FinalRun` equals it, folders aside; None when no command does."""
-    from ..transfer.config import TransferConfig
     from .transfer import build_parser, run_from_args
 
-    # A transfer.json from before a training field existed ran with that field's default.
-    training = {**dataclasses.asdict(TransferConfig()), **(settings.get("training") or {})}
+    training = {**BEFORE_IT_EXISTED, **(settings.get("training") or {})}
     settings = {**settings, "training": training}
     groups = [_flag(flag, settings[key]) if settings.get(key) is not None else ([],)
               for key, flag in FINAL_RUN_FLAGS.items()]
@@ -120,6 +120,8 @@ def transfer_command(record: dict) -> str | None:
     if not record.get("backbone"):
         return None
     ft = record.get("fine_tune_settings") or {}
+    if ft:
+        ft = {"schedule": BEFORE_IT_EXISTED["ft_schedule"], **ft}
     groups = [
         (["--backbone", record["backbone"]],),
         (["--size", str(record["img_size"])],),

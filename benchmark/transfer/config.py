@@ -64,10 +64,12 @@ class TransferConfig:
     dropout: float = 0.5
     label_smoothing: float = 0.1
     epochs: int = 100
-    ft_epochs: int = 5
+    # 3 epochs with a cosine decay, measured with DenseNet121 at 160 px above pool3_pool (README "Final
+    # model"): validation 0.9158 after 3 epochs, against 0.9116 at the best of 5 at a constant rate.
+    ft_epochs: int = 3
     ft_lr: float = 1e-4
     ft_shift: int = 1  # measured with DenseNet121 at 160 px above pool3_pool (README "Final model")
-    ft_schedule: str = "constant"
+    ft_schedule: str = "cosine"
     train_jpeg: tuple | None = None
     flip: bool = True
     batch_size: int = 32
