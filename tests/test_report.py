@@ -130,6 +130,17 @@ def test_a_truth_folder(tiny_results, tmp_path):
         im.verify()
     assert "τ<sub>w</sub> full" in page and "quick frozen head @" in page
     assert f"--truth {truth}" in page  # Reproduction: the page's own command keeps its truth
+    assert "Do cheap scores rank the backbones as the heads do?" in page
+    scoreless = tmp_path / "scoreless"  # no transferability columns (docs/measured): the question says what is held
+    shutil.copytree(tiny_results, scoreless)
+    for name in os.listdir(scoreless):
+        if name.startswith("results.sqlite"):
+            os.unlink(scoreless / name)
+    frame.assign(**{c: np.nan for c in ("logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms")}).to_csv(
+        scoreless / "results.csv", index=False)
+    assert report_main(["--results", str(scoreless), "--truth", str(truth), "--out", str(tmp_path / "o2")]) == 0
+    page2 = open(tmp_path / "o2" / "index.html").read()
+    assert "cheap scores" not in page2 and "Do ImageNet top-1 and the quick runs rank the backbones" in page2
     env = facts(tiny_results, FINAL_IMG_SIZE, truth_dir=str(truth))
     assert unsupported_numbers(page, load_results(tiny_results), env) == []
     check_in_browser(str(out / "index.html"))

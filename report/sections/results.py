@@ -180,7 +180,10 @@ def _transferability_text(doc: Doc) -> str:
               f"number of feature sets n." if found else
               f"Table {doc.tables['rank']} gives the weighted Kendall tau {cite('vigna')}, Spearman's rho and the "
               f"number of backbones n.")
-    return (f"<p><b>Do cheap scores rank the backbones as the heads do?</b> {scores} "
+    # Without transferability columns only ImageNet top-1 and the quick accuracies are held against the truth.
+    question = ("Do cheap scores rank the backbones as the heads do?" if found else
+                "Do ImageNet top-1 and the quick runs rank the backbones as the full-data truth does?")
+    return (f"<p><b>{question}</b> {scores} "
             + (_truth_text(doc, truth) if truth else
                "Both targets are the benchmark's own quick rows, not a full-data fine-tuned ground truth, which "
                "this machine has not yet measured.") + f"{small}</p>"
