@@ -141,6 +141,8 @@ def test_a_truth_folder(tiny_results, tmp_path):
     assert report_main(["--results", str(scoreless), "--truth", str(truth), "--out", str(tmp_path / "o2")]) == 0
     page2 = open(tmp_path / "o2" / "index.html").read()
     assert "cheap scores" not in page2 and "Do ImageNet top-1 and the quick runs rank the backbones" in page2
+    assert unsupported_numbers(page2, load_results(str(scoreless)),
+                               facts(str(scoreless), FINAL_IMG_SIZE, truth_dir=str(truth))) == []
     env = facts(tiny_results, FINAL_IMG_SIZE, truth_dir=str(truth))
     assert unsupported_numbers(page, load_results(tiny_results), env) == []
     check_in_browser(str(out / "index.html"))

@@ -288,8 +288,8 @@ def summed_timing(sets: dict[str, FeatureSet]) -> Timing:
     return total
 
 
-def peak_rss_mb(sets: dict[str, FeatureSet]) -> float | None:
-    """The highest peak RSS (MB) over a job's splits: its process's peak while it made them (None: not recorded)."""
+def splits_peak_rss_mb(sets: dict[str, FeatureSet]) -> float | None:
+    """The highest peak RSS (MiB) over a job's splits: its process's peak while it made them (None: not recorded)."""
     return max((found.meta.get("peak_rss_mb") or 0) for found in sets.values()) or None
 
 

@@ -6,7 +6,7 @@ import json
 
 import backbones
 
-from ..core.features import FeatureSet, peak_rss_mb, summed_timing
+from ..core.features import FeatureSet, splits_peak_rss_mb, summed_timing
 from ..core.heads import HeadConfig
 from .config import RunConfig
 
@@ -23,7 +23,7 @@ def measurement_row(spec: backbones.BackboneSpec, img_size: int, weights: backbo
     meta = next(iter(sets.values())).meta
     sps, flops, peak = timing.samples_per_sec, meta.get("flops_per_img"), meta.get("matmul_peak_gflops")
     gflops = flops * sps / 1e9 if flops and sps else None
-    peak_rss = peak_rss_mb(sets)
+    peak_rss = splits_peak_rss_mb(sets)
     # each split's peak against its own start: a partly cached job's splits were made by different processes
     grown = [found.meta["peak_rss_mb"] - found.meta["start_rss_mb"] for found in sets.values()
              if found.meta.get("peak_rss_mb") is not None and found.meta.get("start_rss_mb") is not None]

@@ -28,7 +28,7 @@ from dataclasses import replace
 
 from ..core import sysinfo
 from ..core.data import DataError, Split, splits_fingerprint
-from ..core.features import BackboneJob, ensure_features, peak_rss_mb, summed_timing
+from ..core.features import BackboneJob, ensure_features, splits_peak_rss_mb, summed_timing
 from ..core.networks import ensure_finetuned
 from ..core.phases import CLOCK
 from ..core.progress import quiet_framework
@@ -72,7 +72,7 @@ def run_job(job: BackboneJob, splits: dict[str, Split] | None = None, echo=print
     return {"ok": True, "backbone": job.backbone, "img_size": job.img_size, "host": host,
             "keys": {name: found.key for name, found in sets.items()},
             "timing": summed_timing(sets).as_dict(),
-            "peak_rss_mb": peak_rss_mb(sets),
+            "peak_rss_mb": splits_peak_rss_mb(sets),
             "matmul_peak_gflops": job.matmul_peak_gflops,
             "from_cache": all(found.from_cache for found in sets.values()),
             "finetuned_val_acc": finetuned and finetuned["val_acc"],
