@@ -94,21 +94,23 @@ def test_every_number_comes_from_the_results(built, tiny_results):
     assert unsupported_numbers(tampered, frame, env) == sorted([acc, speed])
 
 
+def _with_rows(tiny_results, folder, frame) -> str:
+    """A copy of the results folder holding `frame` as its rows (the SQLite store left out, so the CSV is read)."""
+    shutil.copytree(tiny_results, folder, ignore=shutil.ignore_patterns("results.sqlite*"))
+    frame.to_csv(folder / "results.csv", index=False)
+    return str(folder)
+
+
 def test_a_folder_with_fine_tuned_rows_only(tiny_results, tmp_path):
     """--regime finetune alone writes no frozen rows: the page still builds, naming what it cannot draw."""
     import pandas as pd
 
-    results = tmp_path / "results"
-    shutil.copytree(tiny_results, results)
-    frame = pd.read_csv(results / "results.csv")
-    frame[frame["regime"] == "finetune"].to_csv(results / "results.csv", index=False)
-    for name in os.listdir(results):
-        if name.startswith("results.sqlite"):
-            os.unlink(results / name)
-    page_path = build_report(str(results), str(tmp_path / "out"), echo=lambda *_: None)
+    frame = pd.read_csv(os.path.join(tiny_results, "results.csv"))
+    results = _with_rows(tiny_results, tmp_path / "results", frame[frame["regime"] == "finetune"])
+    page_path = build_report(results, str(tmp_path / "out"), echo=lambda *_: None)
     page = open(page_path).read()
     assert "no frozen-regime timing in these results" in page and "finetune regime" in page
-    assert unsupported_numbers(page, load_results(str(results)), facts(str(results))) == []
+    assert unsupported_numbers(page, load_results(results), facts(results)) == []
 
 
 def test_a_truth_folder(tiny_results, tmp_path):
@@ -131,18 +133,14 @@ def test_a_truth_folder(tiny_results, tmp_path):
     assert "τ<sub>w</sub> full" in page and "quick frozen head @" in page
     assert f"--truth {truth}" in page  # Reproduction: the page's own command keeps its truth
     assert "Do cheap scores rank the backbones as the heads do?" in page
-    scoreless = tmp_path / "scoreless"  # no transferability columns (docs/measured): the question says what is held
-    shutil.copytree(tiny_results, scoreless)
-    for name in os.listdir(scoreless):
-        if name.startswith("results.sqlite"):
-            os.unlink(scoreless / name)
-    frame.assign(**{c: np.nan for c in ("logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms")}).to_csv(
-        scoreless / "results.csv", index=False)
-    assert report_main(["--results", str(scoreless), "--truth", str(truth), "--out", str(tmp_path / "o2")]) == 0
+    # no transferability columns (docs/measured): the question says what is held against the truth
+    scoreless = _with_rows(tiny_results, tmp_path / "scoreless", frame.assign(
+        **{c: np.nan for c in ("logme", "hscore", "knn_acc", "logme_ms", "hscore_ms", "knn_acc_ms")}))
+    assert report_main(["--results", scoreless, "--truth", str(truth), "--out", str(tmp_path / "o2")]) == 0
     page2 = open(tmp_path / "o2" / "index.html").read()
     assert "cheap scores" not in page2 and "Do ImageNet top-1 and the quick runs rank the backbones" in page2
-    assert unsupported_numbers(page2, load_results(str(scoreless)),
-                               facts(str(scoreless), FINAL_IMG_SIZE, truth_dir=str(truth))) == []
+    assert unsupported_numbers(page2, load_results(scoreless),
+                               facts(scoreless, FINAL_IMG_SIZE, truth_dir=str(truth))) == []
     env = facts(tiny_results, FINAL_IMG_SIZE, truth_dir=str(truth))
     assert unsupported_numbers(page, load_results(tiny_results), env) == []
     check_in_browser(str(out / "index.html"))
