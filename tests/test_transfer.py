@@ -289,9 +289,9 @@ def test_settings_recorded_before_a_training_flag_existed_still_give_their_comma
     assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == "python 0-transfer.py"
     for newer in ("ft_schedule", "train_jpeg"):  # a record from before: it ran at a constant rate
         del settings["training"][newer]
-    settings["training"]["ft_epochs"] = 5
+    settings["training"]["ft_epochs"] = 3  # not the default, so the command names it
     assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == \
-        "python 0-transfer.py --ft-epochs 5 --ft-schedule constant"
+        "python 0-transfer.py --ft-epochs 3 --ft-schedule constant"
 
 
 def test_the_report_names_the_schedule_and_the_jpeg_copies():
@@ -400,11 +400,16 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "ENSEMBLE_MIN_GAIN", -1.0)  # kept whatever random weights score
     module = _module()
-    rc = module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet@48",
-                      "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
-                      "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                      "--hidden", "32", "--batch-size", "50", "--mirror", "off", "--jpeg-qualities"])
-    assert rc == 0
+
+    def run(member, mirror, *extra):
+        """`0-transfer.py` on MobileNetV2 at 48 px with one ensemble member, on the tiny data; its exit code."""
+        return module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", member,
+                            "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights),
+                            "--cache-dir", str(tmp_path / "c"), "--val-holdout", "100", "--train-size", "200",
+                            "--test-size", "100", "--epochs", "2", "--hidden", "32", *extra, "--mirror", mirror,
+                            "--jpeg-qualities"])
+
+    assert run("MobileNet@48", "off", "--batch-size", "50") == 0
     out = capsys.readouterr().out
     assert "member MobileNet: head" in out and "weights (chosen on the validation split)" in out
 
@@ -418,10 +423,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
 
     # rerun: the ensemble file comes from the cache
     keras.backend.clear_session()
-    assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
-                        "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
-                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                        "--hidden", "32", "--mirror", "off", "--jpeg-qualities"]) == 0
+    assert run("MobileNet", "off") == 0
     out = capsys.readouterr().out
     assert "Model taken from the cache" in out and "member MobileNet" not in out
     kept = json.loads((tmp_path / "transfer.json").read_text())
@@ -429,10 +431,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
 
     # a kept ensemble, mirrored: it saves and loads safely, and the ensemble stage is not the scored one
     keras.backend.clear_session()
-    assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
-                        "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
-                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                        "--hidden", "32", "--mirror", "on", "--jpeg-qualities"]) == 0
+    assert run("MobileNet", "on") == 0
     report = json.loads((tmp_path / "transfer.json").read_text())
     assert [s["stage"] for s in report["stages"]][-2:] == ["ensemble", "test-time mirroring"]
     assert report["stages"][-1]["test_acc"] == report["test_acc"] and "test_acc" not in report["stages"][-2]
@@ -445,10 +444,7 @@ def test_tiny_ensemble(tiny_cifar_dir, tmp_path, monkeypatch, capsys):
     # an ensemble under the bar is not saved: the single network is, and the log says why
     monkeypatch.setattr(cli, "ENSEMBLE_MIN_GAIN", 2.0)
     keras.backend.clear_session()
-    assert module.main(["--backbone", "MobileNetV2", "--size", "48", "--ensemble", "MobileNet",
-                        "--data-dir", tiny_cifar_dir, "--weights-dir", str(weights), "--cache-dir", str(tmp_path / "c"),
-                        "--val-holdout", "100", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-                        "--hidden", "32", "--mirror", "off", "--jpeg-qualities"]) == 0
+    assert run("MobileNet", "off") == 0
     out = capsys.readouterr().out
     assert "ensemble not kept" in out and "saving the single network" in out
     report = json.loads((tmp_path / "transfer.json").read_text())
