@@ -34,7 +34,7 @@ def one(precision: str) -> float:
     x = rng.standard_normal((BATCH, *top.input.shape[1:])).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
     seconds = []
-    for step in range(WARMUP + STEPS):
+    for _ in range(WARMUP + STEPS):
         t0 = time.perf_counter()
         model.train_on_batch(x, y)
         seconds.append(time.perf_counter() - t0)
