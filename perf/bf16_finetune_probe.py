@@ -1,6 +1,7 @@
 """bf16 fine-tuning probe (issue 26's bf16 lever): seconds per training step of the final model's fine-tuned
-part, DenseNet121 at 160 px above `pool3_pool` (conv4 + conv5 and an MLP head, BatchNorm frozen), batch 64 of
-random 10x10x256 maps, in fp32 and in Keras's `mixed_bfloat16` (`build_base(precision="bf16")`). Speed only:
+part, DenseNet121 at 160 px above `pool3_pool` (conv4 + conv5, BatchNorm frozen, and the final model's MLP head
+from `build_head`), batch 64 of random 10x10x256 maps, in fp32 and in Keras's `mixed_bfloat16`
+(`build_base(precision="bf16")`). Speed only:
 random weights and data, so it says nothing of accuracy. Each precision runs in its own process, alternating,
 `REPEATS` times; each run times `STEPS` steps after `WARMUP` untimed ones and prints their median.
 
@@ -22,13 +23,16 @@ def one(precision: str) -> float:
 
     import backbones
     from benchmark.core.finetune import split_base, unfreeze
+    from benchmark.core.heads import build_head
+    from benchmark.transfer.config import TransferConfig
 
     base = backbones.build_base("DenseNet121", 160, backbones.WeightsSource("random"), precision=precision)
     _, top = split_base(base, "pool3_pool")
     unfreeze(top)
+    dim = top.output.shape[-1]  # the final model's head, float32 as there (the policy covers the base only)
+    head = build_head(TransferConfig().head(), dim, mean=np.zeros(dim), variance=np.ones(dim))
     maps = keras.Input(top.input.shape[1:])
-    x = keras.layers.Dense(1024, activation="relu")(top(maps))
-    model = keras.Model(maps, keras.layers.Dense(10, activation="softmax", dtype="float32")(x))
+    model = keras.Model(maps, head(top(maps)))
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, *top.input.shape[1:])).astype(np.float32)
