@@ -64,3 +64,36 @@ def test_a_two_tensor_cut_is_one_concatenated_map():
     assert len(parts) == 2
     assert bottom.output.shape[-1] == sum(t.shape[-1] for t in parts)
     keras.backend.clear_session()
+
+
+def test_bf16_fine_tuning_trains_in_bfloat16_and_leaves_a_float32_part():
+    """`FineTuneConfig(precision="bf16")`: the part above the cut computes in bfloat16 while it trains only;
+    its weights stay float32 variables, are trained, and the part computes in float32 again afterwards."""
+    import keras
+
+    from benchmark.core.finetune import FineTuneConfig, computing_in, fine_tune
+    from benchmark.core.heads import HeadConfig, build_head
+
+    keras.utils.set_random_seed(0)
+    base = backbones.build_base("MobileNetV2", 32, backbones.WeightsSource("random"))
+    _, top = split_base(base, backbones.get("MobileNetV2").finetune_cut)
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((64, *top.input.shape[1:])).astype("float32")
+    with computing_in(top, "bf16"):
+        assert top(maps[:2]).dtype == "bfloat16"
+        assert {layer.compute_dtype for layer in top.layers} == {"bfloat16"}
+    assert top(maps[:2]).dtype == "float32" and {layer.compute_dtype for layer in top.layers} == {"float32"}
+
+    dim = int(top.output.shape[-1])
+    head = build_head(HeadConfig(kind="mlp", hidden=8), dim, mean=np.zeros(dim), variance=np.ones(dim))
+    before = [np.array(w) for w in top.weights]
+    labels = np.arange(64) % 10
+    result = fine_tune(top, head, (maps, labels), (maps[:20], labels[:20]),
+                       FineTuneConfig(epochs=1, batch_size=16, learning_rate=1e-2, precision="bf16"), echo=lambda *_: 0)
+    assert result.epochs == 1 and 0 <= result.val_acc <= 1
+    assert {w.dtype for w in top.weights} == {"float32"} and top(maps[:2]).dtype == "float32"
+    assert any(not np.allclose(a, np.array(w)) for a, w in zip(before, top.weights))  # trained
+    assert FineTuneConfig(precision="bf16").as_dict()["precision"] == "bf16"
+    assert "precision" not in FineTuneConfig().as_dict()  # fp32 keys stay what they were before the setting
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; choose from fp32, bf16"):
+        FineTuneConfig(precision="fp16")

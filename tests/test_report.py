@@ -468,7 +468,8 @@ def test_transfer_command_round_trips(record):
         config = TransferConfig(ft_epochs=args.ft_epochs, ft_lr=args.ft_lr, ft_shift=args.ft_shift,
                                 ft_schedule=args.ft_schedule, flip=not args.no_flip,
                                 label_smoothing=args.label_smoothing)
-        assert dataclasses.asdict(config.fine_tune()) == {"schedule": "constant", **record["fine_tune_settings"]}
+        assert dataclasses.asdict(config.fine_tune()) == {"schedule": "constant", "precision": "fp32",
+                                                          **record["fine_tune_settings"]}
 
 
 def test_transfer_command_writes_only_what_differs_from_the_parser():

@@ -197,6 +197,18 @@ def test_tiny_fine_tune_trains_only_above_the_cut(tiny_cifar_dir, tmp_path, monk
     assert module.main(args[:-4] + ["--ft-epochs", "1", "--train-jpeg", "30", "95"]) == 0
     assert "Model taken from the cache" in capsys.readouterr().out  # the band is in the model's key, stably
 
+    # bf16 fine-tuning: another model (in its key), saved in float32
+    keras.backend.clear_session()
+    assert module.main(args[:-4] + ["--ft-epochs", "1", "--ft-precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "bfloat16 compute" in out and "Model taken from the cache" not in out
+    assert json.loads((tmp_path / "transfer.json").read_text())["fine_tune_settings"]["precision"] == "bf16"
+    keras.backend.clear_session()
+    saved = keras.models.load_model(str(tmp_path / "cifar10.h5"), safe_mode=True)
+    base = [layer for layer in saved.layers if isinstance(layer, keras.Model)][0]
+    assert {layer.dtype_policy.name for layer in base.layers} == {"float32"}
+    assert {w.dtype for w in saved.weights} == {"float32"}
+
     # the default cut, one stage deeper, trains conv4 too, on shifted maps; conv3 stays as it was
     keras.backend.clear_session()
     assert module.main([a for a in args[:-4] if a not in ("--cut", "pool4_pool")]
@@ -277,6 +289,10 @@ def test_train_jpeg_band_is_checked(tmp_path, capsys):
     assert _module().main(common + ["--train-jpeg", "0", "95"]) == 2
     assert "--train-jpeg is a band of JPEG qualities LOW HIGH with 1 <= LOW <= HIGH <= 95; got 0 95" in \
         capsys.readouterr().err
+    from benchmark.transfer.config import TransferConfig
+
+    with pytest.raises(ValueError, match="--ft-precision is one of fp32, bf16; got 'fp16'"):
+        TransferConfig(ft_precision="fp16").check()
 
 
 def test_settings_recorded_before_a_training_flag_existed_still_give_their_command():
@@ -287,7 +303,7 @@ def test_settings_recorded_before_a_training_flag_existed_still_give_their_comma
 
     settings = dataclasses.asdict(FinalRun())
     assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == "python 0-transfer.py"
-    for newer in ("ft_schedule", "train_jpeg"):  # a record from before: it ran at a constant rate
+    for newer in ("ft_schedule", "ft_precision", "train_jpeg"):  # a record from before: a constant rate, fp32
         del settings["training"][newer]
     settings["training"]["ft_epochs"] = 3  # not the default, so the command names it
     assert transfer_command({"backbone": "DenseNet121", "settings": settings}) == \
@@ -304,6 +320,9 @@ def test_the_report_names_the_schedule_and_the_jpeg_copies():
     assert final_regime(both) == ("fine-tuned above pool3_pool with a cosine decay of the learning rate and "
                                   "JPEG-re-encoded copies (qualities 30-95) of the training images")
     assert final_regime({"cut": None}) == "a head on the frozen base"
+    bf16 = {"cut": "pool3_pool", "fine_tune_settings": {"schedule": "cosine", "precision": "bf16"}}
+    assert final_regime(bf16) == ("fine-tuned above pool3_pool with a cosine decay of the learning rate in "
+                                  "bfloat16 compute")
 
 
 def test_model_key_without_jpeg_copies_is_unchanged():
@@ -549,6 +568,7 @@ def test_ensemble_weights_and_member_size():
     {"backbone": "DenseNet121", "img_size": "native", "cut": "pool4_pool", "fine_tune": True, "ensemble": ("MobileNet",),
      "output": "m.keras", "training": {"ft_shift": 0, "ft_lr": 3e-4, "label_smoothing": 0.0, "chunk_size": 512}},
     {"training": {"ft_epochs": 3, "ft_schedule": "cosine", "train_jpeg": (30, 95)}},
+    {"training": {"ft_precision": "bf16"}},
 ])
 def test_recorded_settings_give_the_exact_command(run):
     """transfer.json's "settings" -> a command whose parsed FinalRun is the same run (folders aside)."""

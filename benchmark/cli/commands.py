@@ -65,11 +65,12 @@ FINAL_RUN_FLAGS = {"backbone": "--backbone", "img_size": "--size", "output": "--
                    "n_test": "--test-size", "n_val_holdout": "--val-holdout", "cut": "--cut", "mirror": "--mirror"}
 TRAINING_FLAGS = {"hidden": "--hidden", "dropout": "--dropout", "label_smoothing": "--label-smoothing",
                   "epochs": "--epochs", "ft_epochs": "--ft-epochs", "ft_lr": "--ft-lr", "ft_shift": "--ft-shift",
-                  "ft_schedule": "--ft-schedule", "train_jpeg": "--train-jpeg",
+                  "ft_schedule": "--ft-schedule", "ft_precision": "--ft-precision",
+                  "train_jpeg": "--train-jpeg",
                   "batch_size": "--batch-size", "chunk_size": "--chunk-size", "seed": "--seed"}
 PATH_FIELDS = ("results", "data_dir", "weights_dir", "cache_dir", "recheck")
 # What a transfer.json from before a training setting existed ran with: the setting's value before it existed.
-BEFORE_IT_EXISTED = {"ft_schedule": "constant", "train_jpeg": None}
+BEFORE_IT_EXISTED = {"ft_schedule": "constant", "ft_precision": "fp32", "train_jpeg": None}
 
 
 def settings_command(settings: dict) -> str | None:

@@ -15,10 +15,13 @@ ImageNet statistics instead of re-estimating them from small batches.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+from backbones import PRECISIONS, check_precision
 
 from .heads import one_hot
 
@@ -46,6 +49,11 @@ class FineTuneConfig:
             "cosine": from `learning_rate` down to 0 along a half cosine over
             `epochs` epochs, step by step (with `epochs` set to where the
             validation accuracy peaks, the last epochs take smaller steps).
+        precision: of the trained part's compute while it trains, one of
+            `backbones.PRECISIONS`: "fp32", or "bf16" (Keras's
+            `mixed_bfloat16`: bfloat16 compute, float32 weights, head in
+            float32). The part is back in float32 afterwards, so the saved
+            model is float32 either way.
     """
 
     learning_rate: float = 1e-4
@@ -56,18 +64,22 @@ class FineTuneConfig:
     label_smoothing: float = 0.1
     shift: int = 0
     schedule: str = "constant"
+    precision: str = "fp32"
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"the fine-tuning schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        check_precision(self.precision)
 
     def as_dict(self) -> dict:
         settings = asdict(self)
-        # Settings from before `shift` and `schedule` existed keep their cache keys.
+        # Settings from before `shift`, `schedule` and `precision` existed keep their cache keys.
         if not self.shift:
             del settings["shift"]
         if self.schedule == "constant":
             del settings["schedule"]
+        if self.precision == "fp32":
+            del settings["precision"]
         return settings
 
     def rate(self, steps_per_epoch: int):
@@ -175,6 +187,24 @@ def unfreeze(top) -> int:
 def freeze(top) -> None:
     for layer in _all_layers(top):
         layer.trainable = False
+
+
+@contextmanager
+def computing_in(top, precision: str):
+    """`top`'s layers compute in `precision`'s Keras dtype policy inside the block, and in their own after.
+
+    Only the compute dtype changes: variables stay float32 under "mixed_bfloat16", so the trained weights
+    are the float32 model's own. A function traced inside the block keeps the policy it was traced with.
+    """
+    layers = list(_all_layers(top))
+    own = [layer.dtype_policy for layer in layers]
+    for layer in layers:
+        layer.dtype_policy = PRECISIONS[precision]
+    try:
+        yield top
+    finally:
+        for layer, policy in zip(layers, own):
+            layer.dtype_policy = policy
 
 
 class _EpochLog:
@@ -299,9 +329,11 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
                                          restore_best_weights=True)
     t0 = time.perf_counter()
-    history = model.fit(batches,
-                        validation_data=_batches(val[0], val[1], 256, False, seed, n_classes),
-                        epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
+    # The head keeps its float32 policy: it casts the part's bfloat16 features up, and the loss is float32.
+    with computing_in(top, config.precision):
+        history = model.fit(batches,
+                            validation_data=_batches(val[0], val[1], 256, False, seed, n_classes),
+                            epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
     freeze(top)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     return FineTuneResult(len(curves["loss"]), time.perf_counter() - t0, float(max(curves["val_accuracy"])),

@@ -153,6 +153,7 @@ def _fine_tune(recipe: Recipe, trained: Trained, data: dict, echo, label: str) -
     # Re-encoded copies of the training images are other views of the same images, not more images.
     views = {name: x for name, (x, _) in data.items() if (parsed := parse_jpeg_split(name)) and parsed[0] == "train"}
     schedule = " cosine decay," if ft.schedule == "cosine" else ""
+    schedule += " bfloat16 compute," if ft.precision == "bf16" else ""
     mixed = f", each image's maps drawn at random from it and {' and '.join(views)}" if views else ""
     echo(f"Fine-tuning {label} with the head (lr {ft.learning_rate},{schedule} at most {ft.epochs} epochs, "
          f"{'random mirroring, ' if ft.flip else ''}{f'random shifts of up to {ft.shift} cells, ' if ft.shift else ''}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backbones import PRECISIONS
+
 from ..core.finetune import SCHEDULES, FineTuneConfig
 from ..core.heads import HeadConfig
 
@@ -52,6 +54,8 @@ class TransferConfig:
         ft_epochs, ft_lr: the fine-tuning stage's maximum epochs and Adam learning rate.
         ft_shift: random translation of the cached maps while fine-tuning, in cells (0: none).
         ft_schedule: the fine-tuning learning rate's schedule (`FineTuneConfig.schedule`).
+        ft_precision: the fine-tuned part's compute while it trains, "fp32" or "bf16"
+            (`FineTuneConfig.precision`); the saved model is float32 either way.
         train_jpeg: None, or a band of JPEG qualities (low, high): the training images are also
             re-encoded, each at a quality drawn from the band, and extracted once (cached); the head
             trains on both sets of features, and fine-tuning draws each image's maps from either at random.
@@ -71,6 +75,7 @@ class TransferConfig:
     ft_lr: float = 1e-4
     ft_shift: int = 1  # measured with DenseNet121 at 160 px above pool3_pool (README "Final model")
     ft_schedule: str = "cosine"
+    ft_precision: str = "fp32"
     train_jpeg: tuple | None = None
     flip: bool = True
     batch_size: int = 32
@@ -84,7 +89,7 @@ class TransferConfig:
     def fine_tune(self) -> FineTuneConfig:
         return FineTuneConfig(learning_rate=self.ft_lr, epochs=self.ft_epochs, flip=self.flip,
                               label_smoothing=self.label_smoothing, shift=self.ft_shift,
-                              schedule=self.ft_schedule)
+                              schedule=self.ft_schedule, precision=self.ft_precision)
 
     def check(self) -> None:
         """Raises ValueError naming the setting and its range (the command line's exit 2)."""
@@ -100,6 +105,8 @@ class TransferConfig:
                              f"{self.label_smoothing}")
         if self.ft_schedule not in SCHEDULES:  # argparse's choices catch it first; this is for library callers
             raise ValueError(f"--ft-schedule is one of {', '.join(SCHEDULES)}; got {self.ft_schedule!r}")
+        if self.ft_precision not in PRECISIONS:  # argparse's choices catch it first, as above
+            raise ValueError(f"--ft-precision is one of {', '.join(PRECISIONS)}; got {self.ft_precision!r}")
         if self.train_jpeg is not None:
             low, high = self.train_jpeg
             if not 1 <= low <= high <= 95:

@@ -63,6 +63,8 @@ def final_regime(t: dict) -> str:
     regime = "fine-tuned above " + esc(t["cut"]) if t.get("cut") else "a head on the frozen base"
     if (t.get("fine_tune_settings") or {}).get("schedule") == "cosine":
         regime += " with a cosine decay of the learning rate"
+    if (t.get("fine_tune_settings") or {}).get("precision") == "bf16":
+        regime += " in bfloat16 compute"
     band = ((t.get("settings") or {}).get("training") or {}).get("train_jpeg")
     if band:
         regime += f" and JPEG-re-encoded copies (qualities {esc(band[0])}-{esc(band[1])}) of the training images"
