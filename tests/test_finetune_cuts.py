@@ -83,6 +83,9 @@ def test_bf16_fine_tuning_trains_in_bfloat16_and_leaves_a_float32_part():
         assert top(maps[:2]).dtype == "bfloat16"
         assert {layer.compute_dtype for layer in top.layers} == {"bfloat16"}
     assert top(maps[:2]).dtype == "float32" and {layer.compute_dtype for layer in top.layers} == {"float32"}
+    with pytest.raises(RuntimeError), computing_in(top, "bf16"):
+        raise RuntimeError("an interrupted fine-tuning")
+    assert {layer.compute_dtype for layer in top.layers} == {"float32"}  # restored all the same
 
     dim = int(top.output.shape[-1])
     head = build_head(HeadConfig(kind="mlp", hidden=8), dim, mean=np.zeros(dim), variance=np.ones(dim))
@@ -91,6 +94,8 @@ def test_bf16_fine_tuning_trains_in_bfloat16_and_leaves_a_float32_part():
     result = fine_tune(top, head, (maps, labels), (maps[:20], labels[:20]),
                        FineTuneConfig(epochs=1, batch_size=16, learning_rate=1e-2, precision="bf16"), echo=lambda *_: 0)
     assert result.epochs == 1 and 0 <= result.val_acc <= 1
+    head_scores = head.predict(top.predict(maps[:20], verbose=0), verbose=0)
+    assert result.val_acc == np.mean(head_scores.argmax(-1) == labels[:20])  # the saved, float32 network's
     assert {w.dtype for w in top.weights} == {"float32"} and top(maps[:2]).dtype == "float32"
     assert any(not np.allclose(a, np.array(w)) for a, w in zip(before, top.weights))  # trained
     assert FineTuneConfig(precision="bf16").as_dict()["precision"] == "bf16"

@@ -321,8 +321,8 @@ def test_the_report_names_the_schedule_and_the_jpeg_copies():
                                   "JPEG-re-encoded copies (qualities 30-95) of the training images")
     assert final_regime({"cut": None}) == "a head on the frozen base"
     bf16 = {"cut": "pool3_pool", "fine_tune_settings": {"schedule": "cosine", "precision": "bf16"}}
-    assert final_regime(bf16) == ("fine-tuned above pool3_pool with a cosine decay of the learning rate in "
-                                  "bfloat16 compute")
+    assert final_regime(bf16) == ("fine-tuned above pool3_pool with a cosine decay of the learning rate "
+                                  "(fine-tuning computed in bfloat16)")
 
 
 def test_model_key_without_jpeg_copies_is_unchanged():

@@ -196,6 +196,9 @@ def computing_in(top, precision: str):
     Only the compute dtype changes: variables stay float32 under "mixed_bfloat16", so the trained weights
     are the float32 model's own. A function traced inside the block keeps the policy it was traced with.
     """
+    if precision == "fp32":  # the layers' own policies (float32): nothing to switch
+        yield top
+        return
     layers = list(_all_layers(top))
     own = [layer.dtype_policy for layer in layers]
     for layer in layers:
@@ -286,7 +289,7 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed:
 class FineTuneResult(NamedTuple):
     epochs: int
     seconds: float
-    val_acc: float  # of the kept (best) epoch
+    val_acc: float  # of the kept (best) epoch, in float32
     trainable_params: int  # the block above the cut and the head
     history: dict  # per-epoch loss, accuracy, val_loss, val_accuracy
 
@@ -336,5 +339,8 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
                             epochs=config.epochs, callbacks=[stop, _EpochLog(echo)], verbose=0)
     freeze(top)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-    return FineTuneResult(len(curves["loss"]), time.perf_counter() - t0, float(max(curves["val_accuracy"])),
-                          trainable, curves)
+    val_acc = float(max(curves["val_accuracy"]))
+    if config.precision != "fp32":  # the kept weights scored as they are saved, in float32 (curves: as trained)
+        scores = head.predict(pooled_features(top, val[0]), batch_size=1024, verbose=0)
+        val_acc = float(np.mean(np.argmax(scores, axis=-1) == val[1]))
+    return FineTuneResult(len(curves["loss"]), time.perf_counter() - t0, val_acc, trainable, curves)

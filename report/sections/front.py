@@ -58,16 +58,16 @@ def headline(doc: Doc) -> str:
 
 
 def final_regime(t: dict) -> str:
-    """How transfer.json's model was trained: fine-tuned above its cut (with the learning rate's decay and
-    the JPEG-compressed training copies when used), or a head on the frozen base."""
+    """How transfer.json's model was trained: fine-tuned above its cut (with the learning rate's decay, the
+    JPEG-compressed training copies and bfloat16 compute when used), or a head on the frozen base."""
     regime = "fine-tuned above " + esc(t["cut"]) if t.get("cut") else "a head on the frozen base"
     if (t.get("fine_tune_settings") or {}).get("schedule") == "cosine":
         regime += " with a cosine decay of the learning rate"
-    if (t.get("fine_tune_settings") or {}).get("precision") == "bf16":
-        regime += " in bfloat16 compute"
     band = ((t.get("settings") or {}).get("training") or {}).get("train_jpeg")
     if band:
         regime += f" and JPEG-re-encoded copies (qualities {esc(band[0])}-{esc(band[1])}) of the training images"
+    if (t.get("fine_tune_settings") or {}).get("precision") == "bf16":
+        regime += " (fine-tuning computed in bfloat16)"
     return regime
 
 
