@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "step) (default %(default)s)")
     p.add_argument("--ft-precision", choices=list(config.PRECISIONS), default=TRAINING.ft_precision,
                    help="compute precision of the fine-tuned part while it trains: fp32, or bf16 (Keras "
-                        "mixed_bfloat16, float32 weights; about 1.4x faster steps on a CPU with AVX512-BF16, see "
-                        "README); the saved model is float32 either way (default %(default)s)")
+                        "mixed_bfloat16, float32 weights; measured 1.34x faster epochs, same accuracy, on a CPU with "
+                        "AVX512-BF16: see README); the saved model is float32 either way (default %(default)s)")
     p.add_argument("--train-jpeg", type=int, nargs=2, default=TRAINING.train_jpeg, metavar=("LOW", "HIGH"),
                    help="also train on the training images re-encoded as JPEG, each at a quality drawn from LOW..HIGH "
                         "(1-95), extracted once and cached (as much room again as the training maps): the head "
