@@ -24,6 +24,7 @@ import numpy as np
 from backbones import PRECISIONS, check_precision
 
 from .heads import one_hot
+from .metrics import accuracy
 
 # Bump when fine-tuning changes, so cached fine-tuned weights are not reused.
 FINETUNE_VERSION = 1
@@ -341,6 +342,5 @@ def fine_tune(top, head, train: tuple, val: tuple, config: FineTuneConfig, seed:
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     val_acc = float(max(curves["val_accuracy"]))
     if config.precision != "fp32":  # the kept weights scored as they are saved, in float32 (curves: as trained)
-        scores = head.predict(pooled_features(top, val[0]), batch_size=1024, verbose=0)
-        val_acc = float(np.mean(np.argmax(scores, axis=-1) == val[1]))
+        val_acc = accuracy(head.predict(pooled_features(top, val[0]), batch_size=1024, verbose=0), val[1])
     return FineTuneResult(len(curves["loss"]), time.perf_counter() - t0, val_acc, trainable, curves)
